@@ -1,0 +1,66 @@
+# ghvault — `make test` and `make run` set everything up themselves (idempotent).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PY_STAMP := $(VENV)/.deps-installed
+NODE_STAMP := node_modules/.deps-installed
+SIM_SIZE ?= small
+SIM_PORT ?= 8765
+
+.PHONY: help deps system-deps test lint run sim bench constraints clean
+
+help:
+	@echo "make test   install what is missing, then run the test suite"
+	@echo "make run    install what is missing, then run the embedded backup demo"
+	@echo "make sim    serve the GitHub simulator (SIM_SIZE=tiny|small|medium, SIM_PORT=...)"
+	@echo "make lint   ruff"
+	@echo "make bench  benchmarks against python-github-backup (slow; not part of make test)"
+
+# Debian packages the tests need: git (with http-backend) and git-lfs.
+system-deps:
+	@command -v git-lfs >/dev/null 2>&1 && test -x "$$(git --exec-path)/git-http-backend" || { \
+	  echo "installing git and git-lfs with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git git-lfs >/dev/null; }
+
+$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt image/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (PYTHON=$(PYTHON))"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt --no-deps -e image
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: system-deps $(PY_STAMP) $(NODE_STAMP)
+
+test: deps
+	$(VENV)/bin/pytest
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+
+sim: deps
+	$(PY) -m tests.github_sim --size $(SIM_SIZE) --port $(SIM_PORT) --tls --ready-file .sim-ready.json
+
+run: deps
+	$(PY) -m tests.embedded
+
+bench: deps
+	$(PY) -m bench
+
+# Re-resolve the pinned set after a requirements change (needs the package index).
+constraints:
+	rm -rf .constraints-venv && $(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/pip install -q -r requirements-dev.txt
+	{ echo "# Frozen resolution of requirements-dev.txt on Python 3.11 (pip freeze). Regenerate with"; \
+	  echo "# \`make constraints\` after changing a requirements file; commit the result."; \
+	  .constraints-venv/bin/pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .constraints-venv
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""ghvault: back up a whole GitHub owner into one verifiable archive."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,94 @@
+"""Shared fixtures: one GitHub simulator per session (servers are shared, not restarted)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.github_sim.generate import cache_root
+from tests.github_sim.server import Simulator, make_server
+from tests.github_sim.tls import ensure_certs, server_context
+
+TOKEN = "ghp_testTOKENc0ffee0123456789abcdef012345"
+OTHER_TOKEN = "ghp_wrongTOKEN000000000000000000000000000"
+
+
+@dataclass
+class RunningSim:
+    sim: Simulator
+    root: str
+    ca: Path
+    token: str
+
+    @property
+    def api(self) -> str:
+        return f"{self.root}/api/v3"
+
+    @property
+    def host(self) -> str:
+        return self.root.split("://", 1)[1]
+
+    def session(self, token: str | None = None) -> requests.Session:
+        s = requests.Session()
+        s.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would beat s.verify
+        s.verify = str(self.ca)
+        if token:
+            s.headers["Authorization"] = f"token {token}"
+        return s
+
+    def stats(self) -> dict:
+        return requests.get(f"{self.root}/_sim/stats", verify=str(self.ca), timeout=30).json()
+
+    def reset(self) -> None:
+        requests.post(f"{self.root}/_sim/reset", verify=str(self.ca), timeout=30)
+
+    def client_env(self) -> dict[str, str]:
+        """Environment a TLS client needs to trust the simulator."""
+        return {"SSL_CERT_FILE": str(self.ca), "REQUESTS_CA_BUNDLE": str(self.ca),
+                "GIT_SSL_CAINFO": str(self.ca)}
+
+
+def start_sim(size: str = "tiny", seed: int = 7, **kwargs) -> tuple[RunningSim, callable]:
+    sim = Simulator(size, seed, tokens=[TOKEN], **kwargs)
+    ca, cert, key = ensure_certs(cache_root() / "tls")
+    server = make_server(sim, 0, tls=server_context(cert, key))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              daemon=True)
+    thread.start()
+    running = RunningSim(sim, f"https://127.0.0.1:{server.server_address[1]}", ca, TOKEN)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        sim.close()
+
+    return running, stop
+
+
+@pytest.fixture(scope="session")
+def sim() -> RunningSim:
+    """The shared tiny simulator. Tests that change its faults put them back."""
+    running, stop = start_sim()
+    yield running
+    stop()
+
+
+@pytest.fixture
+def fresh_sim() -> RunningSim:
+    """A private tiny simulator for tests that mutate the world or spend the rate limit."""
+    running, stop = start_sim()
+    yield running
+    stop()
+
+
+@pytest.fixture
+def git_env(tmp_path, sim) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    return {**os.environ, "HOME": str(home), "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1", **sim.client_env()}

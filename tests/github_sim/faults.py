@@ -1,0 +1,106 @@
+"""Fault injection for the simulator: what a client meets on a bad day at GitHub.
+
+A spec is a comma-separated list of items:
+
+    502:0.05          answer 5% of API requests with 502 (also 500, 503, 504)
+    secondary:0.02    2% get GitHub's secondary rate limit (403 + retry-after)
+    drop:0.01         1% of connections are closed without an answer
+    502@3             the 3rd API request (counted since the last reset) gets a 502
+    secondary@5+9     the 5th and 9th get a secondary rate limit; drop@N likewise
+    concurrency=4     more than 4 requests in flight for one token: secondary rate limit
+    retry-after=2     seconds sent in retry-after with secondary limits (GitHub: 60)
+    latency=50        added milliseconds before every API answer (also --latency-ms)
+    seed=N            seed of the random draws, so a run is repeatable
+
+Only API requests (REST and GraphQL) are faulted; git transport and /_sim/* are not.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+
+KINDS = ("500", "502", "503", "504", "secondary", "drop")
+
+
+class FaultSpecError(ValueError):
+    pass
+
+
+@dataclass
+class Faults:
+    probability: dict[str, float] = field(default_factory=dict)
+    schedule: dict[int, str] = field(default_factory=dict)  # request number -> kind
+    concurrency: int = 0  # 0: unlimited
+    retry_after: int = 60
+    latency_ms: int = 0
+    seed: int = 0
+    spec: str = ""
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def parse(cls, spec: str | None, latency_ms: int = 0) -> Faults:
+        f = cls(latency_ms=latency_ms, spec=spec or "")
+        for item in (spec or "").replace(" ", "").split(","):
+            if not item:
+                continue
+            if "=" in item:
+                key, value = item.split("=", 1)
+                try:
+                    number = int(value)
+                except ValueError:
+                    raise FaultSpecError(f"fault option {item!r} needs a whole number") from None
+                if key == "concurrency":
+                    f.concurrency = number
+                elif key == "retry-after":
+                    f.retry_after = number
+                elif key == "latency":
+                    f.latency_ms = number
+                elif key == "seed":
+                    f.seed = number
+                else:
+                    raise FaultSpecError(f"unknown fault option {key!r}")
+            elif "@" in item:
+                kind, when = item.split("@", 1)
+                cls._check_kind(kind)
+                for n in when.split("+"):
+                    if not n.isdigit() or int(n) < 1:
+                        raise FaultSpecError(f"fault {item!r}: request numbers start at 1")
+                    f.schedule[int(n)] = kind
+            elif ":" in item:
+                kind, p = item.split(":", 1)
+                cls._check_kind(kind)
+                try:
+                    prob = float(p)
+                except ValueError:
+                    raise FaultSpecError(f"fault {item!r}: probability must be a number") from None
+                if not 0 <= prob <= 1:
+                    raise FaultSpecError(f"fault {item!r}: probability must be within 0..1")
+                f.probability[kind] = prob
+            else:
+                raise FaultSpecError(f"cannot read fault {item!r} (see `--help`)")
+        f._rng = random.Random(f.seed)
+        return f
+
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in KINDS:
+            raise FaultSpecError(f"unknown fault {kind!r}: one of {', '.join(KINDS)}")
+
+    def draw(self, request_number: int) -> str | None:
+        """The fault (if any) for the request_number-th API request."""
+        if request_number in self.schedule:
+            return self.schedule[request_number]
+        with self._lock:
+            for kind, p in self.probability.items():
+                if p and self._rng.random() < p:
+                    return kind
+        return None
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "probability": self.probability,
+                "schedule": {str(k): v for k, v in sorted(self.schedule.items())},
+                "concurrency": self.concurrency, "retry_after": self.retry_after,
+                "latency_ms": self.latency_ms, "seed": self.seed}
