@@ -92,3 +92,44 @@ def git_env(tmp_path, sim) -> dict[str, str]:
     home.mkdir()
     return {**os.environ, "HOME": str(home), "GIT_TERMINAL_PROMPT": "0",
             "GIT_CONFIG_NOSYSTEM": "1", **sim.client_env()}
+
+
+@dataclass
+class Moto:
+    endpoint: str
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's server in a thread, shared by the session (state persists: use fresh buckets)."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield Moto(f"http://127.0.0.1:{port}")
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch) -> Moto:
+    """moto as AWS for code under test in this process (boto3 reads the environment)."""
+    for key, value in moto_server.env().items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(key, raising=False)
+    return moto_server

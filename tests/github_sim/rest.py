@@ -523,6 +523,12 @@ def get_asset(ctx: Ctx, owner: str, repo: str, asset_id: str) -> Reply:
 
 
 def serve_download(handler: Handler, sim: Simulator, token: str) -> None:
+    if handler.headers.get("Authorization"):
+        # Object storage behind GitHub's redirect is pre-signed; like S3 it refuses a
+        # second credential (and a client that sends one has leaked its token there).
+        handler.send(400, b"<Error><Code>InvalidArgument</Code><Message>Only one auth "
+                     b"mechanism allowed</Message></Error>", {}, "application/xml")
+        return
     payload = sim.unsign(token)
     asset = None
     if payload:

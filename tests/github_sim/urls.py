@@ -37,5 +37,8 @@ class Urls:
         return f"git@{host}:{full_name}.git"
 
     def download(self, token: str) -> str:
-        """Signed asset download location (the target of the 302 GitHub answers)."""
-        return f"{self.root}/_sim/downloads/{token}"
+        """Signed asset download location (the target of the 302 GitHub answers). Like
+        GitHub's object storage it is another host name (`localhost` for `127.0.0.1`), so
+        a client that forwards its Authorization header across hosts is caught."""
+        storage = self.root.replace("://127.0.0.1:", "://localhost:", 1)
+        return f"{storage}/_sim/downloads/{token}"

@@ -1,0 +1,170 @@
+"""`ghvault`: the engine's command line (also the container's ENTRYPOINT)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import re
+import sys
+from datetime import UTC, datetime
+
+from . import __version__
+from .collect import KINDS
+from .errors import EXIT_CODES, ConfigError, GhvaultError
+
+log = logging.getLogger("ghvault")
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in sorted(
+    EXIT_CODES.items())) + """
+
+credentials come from the environment only, never from arguments:
+  GITHUB_TOKEN                     a personal access token (classic: repo, read:org,
+                                   read:user, gist; fine-grained: read access to
+                                   contents, issues, pull requests, metadata)
+  GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID
+                                   a GitHub App installation instead
+the last line on stdout is a one-line JSON summary of the run."""
+
+
+class Scrubber(logging.Filter):
+    """Removes secrets (and their base64 forms, as used in Basic auth) from log records."""
+
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        forms = set()
+        for s in secrets:
+            if s and len(s) >= 8:
+                forms.add(s)
+                for prefix in ("x-access-token:", "", f"{s}:"):
+                    raw = (prefix + s if prefix != f"{s}:" else prefix + "x-oauth-basic")
+                    forms.add(base64.b64encode(raw.encode()).decode().rstrip("="))
+        self.pattern = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len,
+                                                                           reverse=True))
+                                  ) if forms else None
+
+    def scrub(self, text: str) -> str:
+        return self.pattern.sub("[REDACTED]", text) if self.pattern else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.pattern:
+            record.msg = self.scrub(record.getMessage())
+            record.args = None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = self.scrub(logging.Formatter().formatException(
+                    record.exc_info))
+                record.exc_info = None
+        return True
+
+
+def month_arg(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month: use YYYY-MM")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ghvault", description="Back up whole GitHub owners into "
+                                "verifiable archives.")
+    p.add_argument("--version", action="version", version=f"ghvault {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="back up one owner into one archive",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--owner", required=True, help="user or organisation login")
+    run.add_argument("--dest", required=True,
+                     help="s3://bucket/key.zip or file:///path/x.zip (the manifest goes beside "
+                          "it as <dest>.manifest.json)")
+    run.add_argument("--month", type=month_arg,
+                     default=datetime.now(UTC).strftime("%Y-%m"),
+                     help="the month this archive stands for (default: the current month)")
+    run.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL",
+                                                         "https://api.github.com"),
+                     help="GitHub API base URL (Enterprise: https://HOST/api/v3)")
+    run.add_argument("--include", help=f"comma-separated kinds to back up (default all): "
+                     f"{','.join(KINDS)}")
+    run.add_argument("--exclude", help="comma-separated kinds to leave out")
+    run.add_argument("--repos", help="regex: only repositories whose name matches")
+    run.add_argument("--exclude-repos", help="regex: leave out repositories whose name matches")
+    run.add_argument("--no-forks", action="store_true", help="leave out forks")
+    run.add_argument("--no-archived", action="store_true", help="leave out archived repos")
+    run.add_argument("--concurrency", type=int, default=4,
+                     help="API requests in flight at once (default 4, at most 20)")
+    run.add_argument("--git-concurrency", type=int, default=2,
+                     help="git mirrors at once (default 2; each needs the repo's disk size)")
+    run.add_argument("--state", help="s3://bucket/prefix/ or a directory: HTTP validators "
+                     "kept between months so unchanged data costs a free 304")
+    run.add_argument("--workdir", help="scratch directory (default: the system temp dir)")
+    run.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def kinds_from(args: argparse.Namespace) -> frozenset[str]:
+    def parse(text: str | None) -> set[str]:
+        items = {k.strip() for k in (text or "").split(",") if k.strip()}
+        bad = items - set(KINDS)
+        if bad:
+            raise ConfigError(f"unknown kind(s) {', '.join(sorted(bad))}: choose from "
+                              f"{', '.join(KINDS)}")
+        return items
+
+    chosen = parse(args.include) or set(KINDS)
+    return frozenset(chosen - parse(args.exclude))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    secrets = [os.environ.get("GITHUB_TOKEN", ""), os.environ.get("GITHUB_APP_PRIVATE_KEY", "")]
+    scrubber = Scrubber(secrets)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                           "%Y-%m-%dT%H:%M:%SZ"))
+    handler.addFilter(scrubber)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "github"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        if args.command == "run":
+            return run(args)
+    except GhvaultError as e:
+        print(f"ghvault: error: {scrubber.scrub(str(e))}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("ghvault: interrupted; nothing was published", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the last resort: one line, no secrets
+        print(f"ghvault: internal error: {scrubber.scrub(f'{type(e).__name__}: {e}')}",
+              file=sys.stderr)
+        return 1
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from .engine import Backup, Options
+
+    if not 1 <= args.concurrency <= 20:
+        raise ConfigError("--concurrency must be between 1 and 20 (GitHub advises modest "
+                          "concurrency)")
+    if not 1 <= args.git_concurrency <= 8:
+        raise ConfigError("--git-concurrency must be between 1 and 8")
+    for flag in ("repos", "exclude_repos"):
+        try:
+            re.compile(getattr(args, flag) or "")
+        except re.error as e:
+            raise ConfigError(f"--{flag.replace('_', '-')} is not a valid regex ({e})") from None
+    opts = Options(owner=args.owner, dest=args.dest, month=args.month,
+                   api_url=args.api_url, kinds=kinds_from(args), repos=args.repos,
+                   exclude_repos=args.exclude_repos, forks=not args.no_forks,
+                   archived=not args.no_archived, concurrency=args.concurrency,
+                   git_concurrency=args.git_concurrency, state=args.state,
+                   workdir=args.workdir)
+    summary = Backup(opts).run()
+    print(json.dumps(summary, separators=(",", ":"), sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Collectors: one module per kind of content, each writing archive entries and counts.
+
+Every collector takes a `Job` (the client, the archive, the selection, the run's ledger)
+and uses only list endpoints at 100 per page, the repository-wide streams, and GraphQL
+where it saves requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+KINDS = ("git", "wiki", "lfs", "issues", "comments", "events", "pulls", "reviews",
+         "review_comments", "commit_comments", "labels", "milestones", "releases", "assets",
+         "hooks", "gists", "account")
+
+
+@dataclass
+class Ledger:
+    """What the run found: counts per kind and the items it skipped, with reasons."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, kind: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[kind] = self.counts.get(kind, 0) + n
+
+    def skip(self, item: str, reason: str) -> None:
+        with self.lock:
+            self.skipped.append({"item": item, "reason": reason})
+
+
+@dataclass
+class Job:
+    client: Any  # ghvault.github.client.GitHubClient
+    archive: Any  # ghvault.archive.ArchiveWriter
+    kinds: frozenset[str]
+    ledger: Ledger
+    owner: str
+    workdir: Path
+
+    def wants(self, kind: str) -> bool:
+        return kind in self.kinds

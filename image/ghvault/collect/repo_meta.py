@@ -1,0 +1,120 @@
+"""A repository's metadata: issues, comments, events, pulls, reviews, labels, milestones,
+releases and their assets, commit comments and hooks.
+
+Requests: one paginated list per kind (100 per page) over the repository-wide streams, and
+one GraphQL query per 100 pull requests for their reviews. Never one request per item,
+except the release asset downloads themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any
+
+from ..errors import NotFound, OptionalDenied
+from . import Job
+from .reviews import collect_reviews
+
+log = logging.getLogger("ghvault.collect")
+
+# (kind, archive file, path under /repos/{o}/{r}, query parameters)
+STREAMS = [
+    ("issues", "issues.jsonl", "/issues", {"state": "all", "sort": "created", "direction": "asc"}),
+    ("comments", "issue_comments.jsonl", "/issues/comments",
+     {"sort": "created", "direction": "asc"}),
+    ("events", "issue_events.jsonl", "/issues/events", {}),
+    ("pulls", "pulls.jsonl", "/pulls", {"state": "all", "sort": "created", "direction": "asc"}),
+    ("review_comments", "review_comments.jsonl", "/pulls/comments",
+     {"sort": "created", "direction": "asc"}),
+    ("commit_comments", "commit_comments.jsonl", "/comments", {}),
+]
+DOCUMENTS = [
+    ("labels", "labels.json", "/labels", {}),
+    ("milestones", "milestones.json", "/milestones", {"state": "all"}),
+    ("hooks", "hooks.json", "/hooks", {}),
+]
+
+
+def stream_to_jsonl(job: Job, name: str, path: str, params: dict[str, Any]) -> list[dict]:
+    """Write every item of a list to a JSONL entry; returns the items' small keys for
+    the caller's bookkeeping (numbers and flags only, not whole bodies)."""
+    keys = []
+    with job.archive.jsonl(name) as out:
+        for item in job.client.paginate(path, params):
+            out.write(item)
+            keys.append({"number": item.get("number"), "id": item.get("id"),
+                         "pr": "pull_request" in item})
+    return keys
+
+
+def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
+    full = repo["full_name"]
+    base = f"/repos/{full}"
+    job.archive.add_json(f"{prefix}/repo.json", repo)
+    pulls: list[dict] = []
+    for kind, filename, path, params in STREAMS:
+        if not job.wants(kind) or (kind == "pulls" and not job.wants("pulls")):
+            continue
+        try:
+            keys = stream_to_jsonl(job, f"{prefix}/{filename}", base + path, params)
+        except OptionalDenied as e:
+            job.ledger.skip(f"{full} {kind}", str(e))
+            continue
+        except NotFound as e:
+            if kind == "issues" and not repo.get("has_issues", True):
+                continue  # issues disabled: GitHub answers 410/404, nothing to keep
+            raise e
+        if kind == "issues":
+            n_pr = sum(k["pr"] for k in keys)
+            job.ledger.add("issues", len(keys) - n_pr)
+        elif kind == "pulls":
+            pulls = keys
+            job.ledger.add("pulls", len(keys))
+        else:
+            job.ledger.add(kind, len(keys))
+    for kind, filename, path, params in DOCUMENTS:
+        if not job.wants(kind):
+            continue
+        try:
+            items = list(job.client.paginate(base + path, params))
+        except (OptionalDenied, NotFound) as e:
+            job.ledger.skip(f"{full} {kind}", str(e))
+            continue
+        job.archive.add_json(f"{prefix}/{filename}", items)
+        job.ledger.add(kind, len(items))
+    if job.wants("reviews") and pulls:
+        collect_reviews(job, repo, [p["number"] for p in pulls], f"{prefix}/reviews.jsonl")
+    if job.wants("releases"):
+        collect_releases(job, repo, prefix)
+
+
+def collect_releases(job: Job, repo: dict[str, Any], prefix: str) -> None:
+    full = repo["full_name"]
+    releases = list(job.client.paginate(f"/repos/{full}/releases"))
+    job.archive.add_json(f"{prefix}/releases.json", releases)
+    job.ledger.add("releases", len(releases))
+    if not job.wants("assets"):
+        return
+    for release in releases:
+        # The release list already carries its assets: no request per release.
+        for asset in release.get("assets") or []:
+            tag = release.get("tag_name") or str(release["id"])
+            name = f"{prefix}/releases/{safe(tag)}/{safe(asset['name'])}"
+            fd, tmp = tempfile.mkstemp(prefix="asset-", dir=job.workdir)
+            os.close(fd)
+            try:
+                job.client.download(asset["url"], tmp)
+                job.archive.add_file(name, tmp)
+                job.ledger.add("release_assets")
+            except NotFound as e:
+                job.ledger.skip(f"{full} asset {asset['name']}", str(e))
+            finally:
+                os.unlink(tmp)
+
+
+def safe(name: str) -> str:
+    """A path segment: no separators, no parent references."""
+    cleaned = name.replace("/", "__").replace("\\", "__")
+    return "_" if cleaned in ("", ".", "..") else cleaned

@@ -1,0 +1,295 @@
+"""One backup run: an owner's whole account into one archive at the destination.
+
+API work and git work run in two bounded pools (across repositories, and git beside API),
+every entry streams into one zip on its way to S3, each mirror is deleted as soon as its
+bundle is in the archive, and the object appears at the final key only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .archive import ArchiveWriter
+from .collect import KINDS, Job, Ledger
+from .collect.account import collect_account
+from .collect.repo_meta import collect_repo_metadata, safe
+from .errors import AuthError, ConfigError, NotFound, OptionalDenied, OwnerNotFound
+from .git import Git, GitError, RepoNotFound
+from .github.cache import StateStore
+from .github.client import GitHubClient, make_auth
+from .storage import open_destination
+
+log = logging.getLogger("ghvault")
+
+
+@dataclass
+class Options:
+    owner: str
+    dest: str
+    month: str
+    api_url: str = "https://api.github.com"
+    kinds: frozenset[str] = frozenset(KINDS)
+    repos: str | None = None
+    exclude_repos: str | None = None
+    forks: bool = True
+    archived: bool = True
+    concurrency: int = 4
+    git_concurrency: int = 2
+    state: str | None = None
+    workdir: str | None = None
+    git_timeout: float = 3600.0
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def git_base(api_url: str) -> str:
+    """github.com for api.github.com; the server root for GitHub Enterprise (`/api/v3`)."""
+    url = api_url.rstrip("/")
+    if re.match(r"^https://api\.github\.com$", url):
+        return "https://github.com"
+    return re.sub(r"/api/v3$", "", url)
+
+
+class Backup:
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.ledger = Ledger()
+        self.progress = Progress()
+        self.started_at = datetime.now(UTC)
+
+    # discovery ---------------------------------------------------------------------------
+
+    def discover(self, client: GitHubClient) -> tuple[dict[str, Any], str | None]:
+        """The owner's profile and the token's own login (None for App installations)."""
+        try:
+            viewer = client.get("/user")
+        except OptionalDenied:  # App installation tokens cannot read /user
+            viewer = None
+        owner = self.opts.owner
+        if viewer and viewer["login"].lower() == owner.lower():
+            return viewer, viewer["login"]
+        try:
+            profile = client.get(f"/users/{owner}")
+        except NotFound:
+            raise OwnerNotFound(f"GitHub owner {owner!r} does not exist or is not visible to "
+                                "this token: check --owner") from None
+        if profile.get("type") == "Organization":
+            profile = client.get(f"/orgs/{profile['login']}")
+            profile.setdefault("type", "Organization")
+        return profile, (viewer or {}).get("login")
+
+    def list_repos(self, client: GitHubClient, profile: dict[str, Any],
+                   viewer: str | None) -> list[dict[str, Any]]:
+        login = profile["login"]
+        if profile.get("type") == "Organization":
+            repos = client.paginate(f"/orgs/{login}/repos", {"type": "all"})
+        elif viewer and viewer.lower() == login.lower():
+            repos = client.paginate("/user/repos", {"affiliation": "owner", "visibility": "all"})
+        else:
+            repos = client.paginate(f"/users/{login}/repos", {"type": "owner"})
+        keep = re.compile(self.opts.repos) if self.opts.repos else None
+        drop = re.compile(self.opts.exclude_repos) if self.opts.exclude_repos else None
+        out = []
+        for r in repos:
+            if r["owner"]["login"].lower() != login.lower():
+                continue
+            if (not self.opts.forks and r.get("fork")) or \
+                    (not self.opts.archived and r.get("archived")):
+                continue
+            if (keep and not keep.search(r["name"])) or (drop and drop.search(r["name"])):
+                continue
+            out.append(r)
+        return sorted(out, key=lambda r: r["name"].lower())
+
+    # per repository ---------------------------------------------------------------------
+
+    def repo_api(self, job: Job, repo: dict[str, Any]) -> None:
+        try:
+            collect_repo_metadata(job, repo, f"repos/{safe(repo['name'])}")
+        except NotFound as e:  # deleted while we were reading it
+            self.ledger.skip(f"repo {repo['full_name']}", f"disappeared during the run ({e})")
+
+    def repo_git(self, job: Job, git: Git, repo: dict[str, Any]) -> None:
+        prefix = f"repos/{safe(repo['name'])}"
+        scratch = Path(tempfile.mkdtemp(prefix="repo-", dir=job.workdir))
+        try:
+            if job.wants("git"):
+                try:
+                    mirror = git.mirror(repo["clone_url"], scratch / "mirror.git")
+                except RepoNotFound as e:
+                    self.ledger.skip(f"repo {repo['full_name']}", f"git: {e}")
+                    return
+                if mirror.empty:
+                    self.ledger.add("empty_repos")
+                    job.archive.add_json(f"{prefix}/git.empty.json",
+                                         {"full_name": repo["full_name"], "empty": True})
+                else:
+                    bundle = scratch / "git.bundle"
+                    git.bundle(mirror, bundle)
+                    if job.wants("lfs"):
+                        for obj in git.lfs_fetch(mirror):
+                            job.archive.add_file(f"{prefix}/lfs/{obj.oid}", obj.path)
+                            self.ledger.add("lfs_objects")
+                    shutil.rmtree(mirror.path)  # the mirror is in the bundle: free the disk
+                    job.archive.add_file(f"{prefix}/git.bundle", bundle)
+                    bundle.unlink()
+                    self.ledger.add("git_bundles")
+            if job.wants("wiki") and repo.get("has_wiki"):
+                wiki_url = re.sub(r"\.git$", ".wiki.git", repo["clone_url"])
+                if git.exists(wiki_url):
+                    wiki = git.mirror(wiki_url, scratch / "wiki.git")
+                    if not wiki.empty and git.bundle(wiki, scratch / "wiki.bundle"):
+                        shutil.rmtree(wiki.path)
+                        job.archive.add_file(f"{prefix}/wiki.bundle", scratch / "wiki.bundle")
+                        self.ledger.add("wikis")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            self.tick(repo["full_name"])
+
+    def gist(self, job: Job, git: Git, gist: dict[str, Any]) -> None:
+        prefix = f"gists/{safe(gist['id'])}"
+        job.archive.add_json(f"{prefix}/gist.json", gist)
+        scratch = Path(tempfile.mkdtemp(prefix="gist-", dir=job.workdir))
+        try:
+            mirror = git.mirror(gist["git_pull_url"], scratch / "gist.git")
+            if not mirror.empty and git.bundle(mirror, scratch / "git.bundle"):
+                shutil.rmtree(mirror.path)
+                job.archive.add_file(f"{prefix}/git.bundle", scratch / "git.bundle")
+            self.ledger.add("gists")
+        except RepoNotFound as e:
+            self.ledger.skip(f"gist {gist['id']}", f"git: {e}")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def tick(self, name: str) -> None:
+        p = self.progress
+        with p.lock:
+            p.done += 1
+            done, total = p.done, p.total
+        acct = self.client.acct.snapshot()
+        log.info("repos %d/%d done (%s); %s written; %d API requests (%d not modified); "
+                 "rate limit left %s", done, total, name, human(self.archive.bytes_written),
+                 acct["requests"], acct["not_modified"], acct["rate_remaining"])
+
+    # the run ----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        opts = self.opts
+        unknown = set(opts.kinds) - set(KINDS)
+        if unknown:
+            raise ConfigError(f"unknown kinds {sorted(unknown)}: choose from {', '.join(KINDS)}")
+        auth = make_auth()
+        dest = open_destination(opts.dest)
+        dest.check()
+        store = StateStore(opts.state, opts.owner) if opts.state else None
+        cache = store.load() if store else None
+        self.client = client = GitHubClient(opts.api_url, auth, concurrency=opts.concurrency,
+                                            cache=cache)
+        workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
+        try:
+            profile, viewer = self.discover(client)
+            repos = self.list_repos(client, profile, viewer)
+            log.info("backing up %s (%s): %d repositories into %s", profile["login"],
+                     profile.get("type", "User"), len(repos), opts.dest)
+            self.progress.total = len(repos)
+            gists = []
+            if "gists" in opts.kinds and profile.get("type") != "Organization":
+                gists = list(client.paginate(f"/users/{profile['login']}/gists"))
+            token = getattr(auth, "token", None)
+            git = Git(git_base(opts.api_url), token, workdir, opts.git_timeout)
+            sink = dest.open()
+            self.archive = archive = ArchiveWriter(sink)
+            try:
+                job = Job(client, archive, frozenset(opts.kinds), self.ledger, profile["login"],
+                          workdir)
+                self.ledger.counts["repos"] = len(repos)
+                self.collect(job, git, profile, repos, gists)
+                manifest = self.manifest(profile, client)
+                final = archive.close(manifest)
+                stored = sink.complete()
+            except BaseException:
+                sink.abort()
+                raise
+            sidecar = {**final, "archive": {"key": opts.dest, "size": archive.archive_size,
+                                            "sha256": archive.archive_sha256, **stored}}
+            dest.put_sidecar(".manifest.json", json.dumps(sidecar, indent=1,
+                                                           sort_keys=True).encode())
+            if store and cache is not None:
+                store.save(cache)
+            return self.summary(sidecar)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            client.close()
+
+    def collect(self, job: Job, git: Git, profile: dict[str, Any],
+                repos: list[dict[str, Any]], gists: list[dict[str, Any]]) -> None:
+        futures: list[Future] = []
+        with ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="api") as api, \
+                ThreadPoolExecutor(self.opts.git_concurrency, thread_name_prefix="git") as gp:
+            if job.wants("account"):
+                futures.append(api.submit(collect_account, job, profile))
+            for repo in repos:
+                futures.append(api.submit(self.repo_api, job, repo))
+                futures.append(gp.submit(self.repo_git, job, git, repo))
+            for g in gists:
+                futures.append(gp.submit(self.gist, job, git, g))
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in done if f.exception()), None)
+            if failed is not None:
+                for f in pending:
+                    f.cancel()
+                error = failed.exception()
+                if isinstance(error, GitError) and "authentication" in str(error).lower():
+                    raise AuthError(str(error)) from None
+                raise error
+
+    def manifest(self, profile: dict[str, Any], client: GitHubClient) -> dict[str, Any]:
+        return {
+            "tool": "ghvault", "version": __version__, "format": 1,
+            "owner": profile["login"], "owner_type": profile.get("type", "User"),
+            "month": self.opts.month, "api_url": self.opts.api_url,
+            "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "kinds": sorted(self.opts.kinds),
+            "counts": dict(sorted(self.ledger.counts.items())),
+            "skipped": self.ledger.skipped,
+            "api": client.acct.snapshot(),
+        }
+
+    def summary(self, sidecar: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "owner": sidecar["owner"], "month": sidecar["month"], "dest": self.opts.dest,
+            "counts": sidecar["counts"], "skipped": sidecar["skipped"],
+            "bytes": sidecar["archive"]["size"], "sha256": sidecar["archive"]["sha256"],
+            "api_requests": sidecar["api"]["requests"],
+            "not_modified": sidecar["api"]["not_modified"],
+            "rate_limit_remaining": sidecar["api"]["rate_remaining"],
+            "duration_s": round(time.monotonic() - self.progress.started, 1),
+        }
+
+
+def human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{n} B"

@@ -1,0 +1,1 @@
+"""GitHub access: the client (REST and GraphQL) and the conditional-request cache."""

@@ -1,0 +1,259 @@
+"""The GitHub client: PyGithub's requester underneath, our accounting and caching on top.
+
+PyGithub gives us authentication (PAT, GitHub App installation tokens), GitHub Enterprise
+base URLs, connection pooling and its `GithubRetry` (5xx and dropped connections with
+exponential backoff, `retry-after` on secondary limits, waiting for the reset on primary
+limits, a bounded number of tries). We go below its object layer for three reasons it
+cannot serve: conditional requests (`If-None-Match` with a stored ETag, answered by a free
+304), request accounting, and never triggering its lazy per-object completion. So lists
+are walked here by following `Link: rel="next"` with `requester.requestJson`, and the list
+payloads are kept as they came.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import github
+import requests
+from github import Auth, Github, GithubException, GithubRetry
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ..errors import AuthError, GitHubUnavailable, NotFound, OptionalDenied
+from .cache import HttpCache
+
+log = logging.getLogger("ghvault.github")
+LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+USER_AGENT = "ghvault (+https://github.com/ghvault)"
+
+
+@dataclass
+class Accounting:
+    requests: int = 0  # every API request sent, 304s included
+    not_modified: int = 0
+    graphql_requests: int = 0
+    graphql_cost: int = 0
+    rate_limit: int | None = None
+    rate_remaining: int | None = None
+    rate_reset: int | None = None
+    by_kind: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, kind: str, headers: dict[str, Any], status: int) -> None:
+        with self.lock:
+            self.requests += 1
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+            if status == 304:
+                self.not_modified += 1
+            if headers.get("x-ratelimit-resource", "core") == "core":
+                for attr, header in (("rate_limit", "x-ratelimit-limit"),
+                                     ("rate_remaining", "x-ratelimit-remaining"),
+                                     ("rate_reset", "x-ratelimit-reset")):
+                    value = headers.get(header)
+                    if value is not None and str(value).isdigit():
+                        setattr(self, attr, int(value))
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {"requests": self.requests, "not_modified": self.not_modified,
+                    "rate_limited_requests": self.requests - self.not_modified,
+                    "graphql_requests": self.graphql_requests,
+                    "graphql_cost": self.graphql_cost, "rate_limit": self.rate_limit,
+                    "rate_remaining": self.rate_remaining, "rate_reset": self.rate_reset}
+
+
+def make_auth(env: dict[str, str] | None = None) -> Auth.Auth:
+    """A PAT from GITHUB_TOKEN, or a GitHub App installation from GITHUB_APP_ID,
+    GITHUB_APP_PRIVATE_KEY (PEM text or a path to it) and GITHUB_APP_INSTALLATION_ID."""
+    env = dict(os.environ if env is None else env)
+    token = env.get("GITHUB_TOKEN", "").strip()
+    if token:
+        return Auth.Token(token)
+    app_id, key, inst = (env.get("GITHUB_APP_ID"), env.get("GITHUB_APP_PRIVATE_KEY"),
+                         env.get("GITHUB_APP_INSTALLATION_ID"))
+    if app_id and key and inst:
+        if not key.lstrip().startswith("-----BEGIN") and os.path.exists(key):
+            with open(key) as f:
+                key = f.read()
+        return Auth.AppAuth(app_id, key).get_installation_auth(int(inst))
+    raise AuthError("no GitHub credentials: set GITHUB_TOKEN (a token with repo, read:org, "
+                    "read:user and gist scopes) or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and "
+                    "GITHUB_APP_INSTALLATION_ID")
+
+
+class GitHubClient:
+    def __init__(self, api_url: str, auth: Auth.Auth, *, concurrency: int = 4,
+                 cache: HttpCache | None = None, max_tries: int = 8,
+                 secondary_wait: float = 60.0, timeout: int = 60):
+        retry = GithubRetry(secondary_rate_wait=secondary_wait, total=max_tries,
+                            backoff_factor=0.5, backoff_max=60)
+        verify: bool | str = (os.environ.get("REQUESTS_CA_BUNDLE")
+                              or os.environ.get("SSL_CERT_FILE") or True)
+        self.api_url = api_url.rstrip("/")
+        # seconds_between_requests=None: PyGithub's default 0.25 s pause would cap us at
+        # 4 requests/s whatever the concurrency; we pace by the rate-limit headers instead.
+        self.gh = Github(auth=auth, base_url=self.api_url, per_page=100, retry=retry,
+                         pool_size=concurrency + 2, seconds_between_requests=None,
+                         timeout=timeout, user_agent=USER_AGENT, verify=verify, lazy=True)
+        self.requester = self.gh.requester
+        self.auth = auth
+        # Plain requests for asset downloads (see download()), with the same retry policy
+        # for 5xx and dropped connections.
+        self.http = requests.Session()
+        self.http.verify = verify
+        self.http.headers["User-Agent"] = USER_AGENT
+        self.http.mount("https://", HTTPAdapter(max_retries=Retry(
+            total=max_tries, backoff_factor=0.5, status_forcelist=[500, 502, 503, 504],
+            allowed_methods={"GET"}, raise_on_status=False)))
+        self.http.mount("http://", self.http.adapters["https://"])
+        self.cache = cache
+        self.acct = Accounting()
+        self.pace_lock = threading.Lock()
+
+    # plumbing ---------------------------------------------------------------------------
+
+    def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        url = path if path.startswith("http") else f"{self.api_url}{path}"
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        return url
+
+    def _pace(self) -> None:
+        """Spread what is left of the hour over the time left, once the pool runs low."""
+        a = self.acct
+        if a.rate_remaining is None or a.rate_reset is None or a.rate_limit is None:
+            return
+        if a.rate_remaining > max(50, a.rate_limit // 10):
+            return
+        wait = max(0.0, a.rate_reset - time.time()) / max(1, a.rate_remaining)
+        if wait > 0.05:
+            with self.pace_lock:
+                time.sleep(min(wait, 60.0))
+
+    def _request(self, url: str, kind: str, headers: dict[str, str] | None = None
+                 ) -> tuple[int, dict[str, Any], str]:
+        self._pace()
+        try:
+            status, resp_headers, body = self.requester.requestJson("GET", url, headers=headers)
+        except GithubException as e:  # retries exhausted inside GithubRetry
+            self.acct.record(kind, {}, e.status or 0)
+            raise self._error(e.status, e.data, url) from None
+        except (OSError, github.GithubException, Exception) as e:  # noqa: BLE001
+            if isinstance(e, (AuthError, NotFound)):
+                raise
+            raise GitHubUnavailable(f"GitHub did not answer {self._path(url)} after retries "
+                                    f"({type(e).__name__}): check connectivity or try later"
+                                    ) from None
+        self.acct.record(kind, resp_headers, status)
+        return status, resp_headers, body
+
+    def _path(self, url: str) -> str:
+        return urlsplit(url).path
+
+    def _error(self, status: int | None, data: Any, url: str) -> Exception:
+        message = data.get("message") if isinstance(data, dict) else str(data or "")
+        path = self._path(url)
+        if status == 401:
+            return AuthError(f"GitHub refused the token ({message}): set GITHUB_TOKEN to a "
+                             "valid token")
+        if status == 404:
+            return NotFound(f"{path} was not found (404)")
+        if status == 403 and "rate limit" not in (message or "").lower():
+            return OptionalDenied(f"{path} is forbidden to this token (403: {message})")
+        if status in (403, 429):
+            return GitHubUnavailable(f"GitHub kept rate-limiting {path} ({message}): wait for "
+                                     "the rate limit to reset, or lower --concurrency")
+        return GitHubUnavailable(f"GitHub answered {status} for {path} after retries: "
+                                 "try again later")
+
+    def _get_cached(self, url: str, kind: str) -> tuple[Any, dict[str, Any]]:
+        """GET with `If-None-Match` when we hold the ETag; a 304 serves the stored body."""
+        cached = self.cache.get(url) if self.cache else None
+        headers = {"If-None-Match": cached["etag"]} if cached and cached.get("etag") else None
+        status, resp_headers, body = self._request(url, kind, headers)
+        if status == 304 and cached is not None:
+            return json.loads(cached["body"]), {"link": cached.get("link", ""), **resp_headers}
+        if status >= 400:
+            try:
+                data = json.loads(body) if body else {}
+            except ValueError:
+                data = {"message": body[:200]}
+            raise self._error(status, data, url)
+        if self.cache is not None and resp_headers.get("etag"):
+            self.cache.put(url, {"etag": resp_headers["etag"], "body": body,
+                                 "link": resp_headers.get("link", "")})
+        return (json.loads(body) if body else None), resp_headers
+
+    # the API ----------------------------------------------------------------------------
+
+    def get(self, path: str, params: dict[str, Any] | None = None, kind: str = "rest") -> Any:
+        data, _ = self._get_cached(self._url(path, params), kind)
+        return data
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None,
+                 kind: str = "rest") -> Iterator[dict[str, Any]]:
+        """Every item of a list, 100 per page, following `Link: rel="next"` as GitHub says."""
+        url: str | None = self._url(path, {"per_page": 100, **(params or {})})
+        while url:
+            data, headers = self._get_cached(url, kind)
+            if isinstance(data, dict):  # a few lists come wrapped, e.g. {"total_count", ...}
+                data = next((v for v in data.values() if isinstance(v, list)), [])
+            yield from data or []
+            m = LINK_NEXT.search(headers.get("link", "") or "")
+            url = m.group(1) if m else None
+
+    def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        self._pace()
+        try:
+            headers, data = self.requester.graphql_query(query, variables)
+        except GithubException as e:
+            self.acct.record("graphql", {}, e.status or 0)
+            raise self._error(e.status, e.data, self.requester.graphql_url) from None
+        self.acct.record("graphql", {}, 200)
+        with self.acct.lock:
+            self.acct.graphql_requests += 1
+            cost = ((data.get("data") or {}).get("rateLimit") or {}).get("cost")
+            self.acct.graphql_cost += int(cost or 1)
+        return data["data"]
+
+    def download(self, url: str, dest: str) -> None:
+        """A release asset. The API answers 302 to pre-signed object storage on another
+        host. PyGithub's getFile refuses redirects outside the API prefix on Enterprise
+        servers, so this one is ours: the token goes to the API only, never to storage."""
+        self._pace()
+        try:
+            resp = self.http.get(url, headers={"Accept": "application/octet-stream",
+                                               "Authorization": self.auth_header()},
+                                 allow_redirects=False, timeout=60, stream=True)
+            if resp.status_code in (301, 302, 303, 307, 308):
+                self.acct.record("asset", resp.headers, resp.status_code)
+                resp = self.http.get(resp.headers["Location"], timeout=300, stream=True)
+            else:
+                self.acct.record("asset", resp.headers, resp.status_code)
+            if resp.status_code == 404:
+                raise NotFound(f"{self._path(url)} was not found (404)")
+            if resp.status_code >= 400:
+                raise self._error(resp.status_code, {"message": resp.reason}, url)
+            with open(dest, "wb") as f:
+                for chunk in resp.iter_content(1 << 16):
+                    f.write(chunk)
+        except requests.RequestException as e:
+            raise GitHubUnavailable(f"could not download {self._path(url)} "
+                                    f"({type(e).__name__}): try again later") from None
+
+    def auth_header(self) -> str:
+        return f"{self.auth.token_type} {self.auth.token}"
+
+    def close(self) -> None:
+        self.gh.close()
+        self.http.close()
