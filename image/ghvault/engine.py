@@ -219,7 +219,7 @@ class Backup:
             self.archive = archive = ArchiveWriter(sink)
             try:
                 job = Job(client, archive, frozenset(opts.kinds), self.ledger, profile["login"],
-                          workdir)
+                          workdir, assets=store.assets() if store else None)
                 self.ledger.counts["repos"] = len(repos)
                 self.collect(job, git, profile, repos, gists)
                 manifest = self.manifest(profile, client)

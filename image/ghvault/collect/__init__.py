@@ -42,6 +42,7 @@ class Job:
     ledger: Ledger
     owner: str
     workdir: Path
+    assets: Any = None  # ghvault.github.cache.AssetCopies with --state, else None
 
     def wants(self, kind: str) -> bool:
         return kind in self.kinds

@@ -37,12 +37,13 @@ DOCUMENTS = [
 ]
 
 
-def stream_to_jsonl(job: Job, name: str, path: str, params: dict[str, Any]) -> list[dict]:
+def stream_to_jsonl(job: Job, name: str, path: str, params: dict[str, Any],
+                    etags: list[str] | None = None) -> list[dict]:
     """Write every item of a list to a JSONL entry; returns the items' small keys for
     the caller's bookkeeping (numbers and flags only, not whole bodies)."""
     keys = []
     with job.archive.jsonl(name) as out:
-        for item in job.client.paginate(path, params):
+        for item in job.client.paginate(path, params, etags=etags):
             out.write(item)
             keys.append({"number": item.get("number"), "id": item.get("id"),
                          "pr": "pull_request" in item})
@@ -54,11 +55,13 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
     base = f"/repos/{full}"
     job.archive.add_json(f"{prefix}/repo.json", repo)
     pulls: list[dict] = []
+    pulls_etags: list[str] = []
     for kind, filename, path, params in STREAMS:
-        if not job.wants(kind) or (kind == "pulls" and not job.wants("pulls")):
+        if not job.wants(kind):
             continue
         try:
-            keys = stream_to_jsonl(job, f"{prefix}/{filename}", base + path, params)
+            keys = stream_to_jsonl(job, f"{prefix}/{filename}", base + path, params,
+                                   pulls_etags if kind == "pulls" else None)
         except OptionalDenied as e:
             job.ledger.skip(f"{full} {kind}", str(e))
             continue
@@ -85,7 +88,8 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
         job.archive.add_json(f"{prefix}/{filename}", items)
         job.ledger.add(kind, len(items))
     if job.wants("reviews") and pulls:
-        collect_reviews(job, repo, [p["number"] for p in pulls], f"{prefix}/reviews.jsonl")
+        collect_reviews(job, repo, [p["number"] for p in pulls], f"{prefix}/reviews.jsonl",
+                        pulls_etags if job.wants("pulls") else None)
     if job.wants("releases"):
         collect_releases(job, repo, prefix)
 
@@ -105,7 +109,10 @@ def collect_releases(job: Job, repo: dict[str, Any], prefix: str) -> None:
             fd, tmp = tempfile.mkstemp(prefix="asset-", dir=job.workdir)
             os.close(fd)
             try:
-                job.client.download(asset["url"], tmp)
+                if job.assets is None or not job.assets.fetch(asset, tmp):
+                    job.client.download(asset["url"], tmp)
+                    if job.assets is not None:
+                        job.assets.keep(asset, tmp)
                 job.archive.add_file(name, tmp)
                 job.ledger.add("release_assets")
             except NotFound as e:

@@ -54,36 +54,67 @@ def rest_shape(node: dict[str, Any], number: int) -> dict[str, Any]:
     }
 
 
-def collect_reviews(job: Job, repo: dict[str, Any], numbers: list[int], name: str) -> None:
+def collect_reviews(job: Job, repo: dict[str, Any], numbers: list[int], name: str,
+                    pulls_etags: list[str] | None = None) -> None:
+    """Reviews of every pull request. With --state, when the pull request list is exactly
+    last month's (same ETags: a new review bumps its pull request's `updated_at`), last
+    month's reviews are reused and no GraphQL point is spent."""
+    cache = job.client.cache
+    memo_key = f"/ghvault/reviews/{repo['full_name']}"
+    memo = cache.get(memo_key) if cache is not None and pulls_etags else None
+    if memo and memo.get("pulls_etags") == pulls_etags and all(pulls_etags):
+        with job.archive.jsonl(name) as out:
+            for review in memo["reviews"]:
+                out.write(review)
+                job.ledger.add("reviews")
+        return
+    written: list[dict[str, Any]] = []
+    with job.archive.jsonl(name) as out:
+        _collect(job, repo, numbers, _Recorder(out, written))
+    if cache is not None and pulls_etags and all(pulls_etags):
+        cache.put(memo_key, {"pulls_etags": pulls_etags, "reviews": written})
+
+
+class _Recorder:
+    """Writes reviews to the archive and keeps them for the next month's memo."""
+
+    def __init__(self, out, kept: list[dict[str, Any]]):
+        self.out, self.kept = out, kept
+
+    def write(self, review: dict[str, Any]) -> None:
+        self.out.write(review)
+        self.kept.append(review)
+
+
+def _collect(job: Job, repo: dict[str, Any], numbers: list[int], out) -> None:
     owner, _, repo_name = repo["full_name"].partition("/")
     seen: set[int] = set()
-    with job.archive.jsonl(name) as out:
-        try:
-            after = None
-            while True:
-                data = job.client.graphql(QUERY, {"owner": owner, "name": repo_name,
-                                                  "after": after})
-                conn = data["repository"]["pullRequests"]
-                for pr in conn["nodes"]:
-                    reviews = pr["reviews"]
-                    seen.add(pr["number"])
-                    if reviews["totalCount"] > len(reviews["nodes"]):
-                        rest_reviews(job, repo, pr["number"], out)
-                        continue
-                    for node in reviews["nodes"]:
-                        out.write(rest_shape(node, pr["number"]))
-                        job.ledger.add("reviews")
-                if not conn["pageInfo"]["hasNextPage"]:
-                    break
-                after = conn["pageInfo"]["endCursor"]
-        except (GhvaultError, KeyError, TypeError) as e:
-            if isinstance(e, NotFound):
-                raise
-            log.warning("GraphQL reviews failed for %s (%s); using REST per pull request",
-                        repo["full_name"], e)
-        for number in numbers:  # anything GraphQL did not cover (or all, without GraphQL)
-            if number not in seen:
-                rest_reviews(job, repo, number, out)
+    try:
+        after = None
+        while True:
+            data = job.client.graphql(QUERY, {"owner": owner, "name": repo_name,
+                                              "after": after})
+            conn = data["repository"]["pullRequests"]
+            for pr in conn["nodes"]:
+                reviews = pr["reviews"]
+                seen.add(pr["number"])
+                if reviews["totalCount"] > len(reviews["nodes"]):
+                    rest_reviews(job, repo, pr["number"], out)
+                    continue
+                for node in reviews["nodes"]:
+                    out.write(rest_shape(node, pr["number"]))
+                    job.ledger.add("reviews")
+            if not conn["pageInfo"]["hasNextPage"]:
+                break
+            after = conn["pageInfo"]["endCursor"]
+    except (GhvaultError, KeyError, TypeError) as e:
+        if isinstance(e, NotFound):
+            raise
+        log.warning("GraphQL reviews failed for %s (%s); using REST per pull request",
+                    repo["full_name"], e)
+    for number in numbers:  # anything GraphQL did not cover (or all, without GraphQL)
+        if number not in seen:
+            rest_reviews(job, repo, number, out)
 
 
 def rest_reviews(job: Job, repo: dict[str, Any], number: int, out) -> None:

@@ -67,13 +67,13 @@ class StateStore:
             bucket, _, prefix = url[5:].partition("/")
             if not bucket:
                 raise ConfigError(f"--state {url!r} names no bucket: use s3://bucket/prefix/")
-            self.bucket, self.key = bucket, f"{prefix.rstrip('/')}/{owner}/http-cache.json.gz"
-            self.key = self.key.lstrip("/")
+            self.prefix = "/".join(p for p in (prefix.strip("/"), owner) if p)
+            self.bucket, self.key = bucket, f"{self.prefix}/http-cache.json.gz"
             self.path = None
         else:
             directory = Path(url[7:] if url.startswith("file://") else url)
             self.path = directory / owner / "http-cache.json.gz"
-            self.bucket = self.key = None
+            self.bucket = self.key = self.prefix = None
 
     def _s3(self):
         import boto3
@@ -90,13 +90,18 @@ class StateStore:
             try:
                 body = self._s3().get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
             except ClientError as e:
-                if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                code = e.response["Error"]["Code"]
+                if code in ("NoSuchKey", "404"):
                     return HttpCache()
-                raise
+                raise ConfigError(f"cannot read the state at {self.url} ({code}): create the "
+                                  "bucket or grant s3:GetObject on it, or fix --state") from None
             return HttpCache.loads(body)
         except (OSError, ValueError) as e:
             log.warning("state at %s is unreadable (%s); starting without it", self.url, e)
             return HttpCache()
+
+    def assets(self) -> AssetCopies:
+        return AssetCopies(self)
 
     def save(self, cache: HttpCache) -> None:
         data = cache.dumps()
@@ -112,3 +117,53 @@ class StateStore:
         except Exception as e:  # noqa: BLE001 - boto or OS errors alike
             raise DestinationError(f"could not save state to {self.url} ({e}): check the "
                                    "path or the bucket permissions for --state") from None
+
+
+class AssetCopies:
+    """Copies of release assets kept with the state, `{state}/{owner}/assets/{id}-{size}`.
+
+    A release asset's bytes never change under its id (GitHub replaces an asset by
+    deleting it and uploading a new one), and every download costs a request from the
+    rate limit. With --state the archive's copy comes from here after the first month;
+    the archive is still complete and self-contained.
+    """
+
+    def __init__(self, store: StateStore):
+        self.store = store
+
+    def _name(self, asset: dict[str, Any]) -> str:
+        return f"assets/{int(asset['id'])}-{int(asset.get('size') or 0)}"
+
+    def fetch(self, asset: dict[str, Any], dest: str) -> bool:
+        """Write the kept copy to `dest`; False when there is none (or it is damaged)."""
+        want = int(asset.get("size") or 0)
+        try:
+            if self.store.path is not None:
+                src = self.store.path.parent / self._name(asset)
+                if not src.exists() or src.stat().st_size != want:
+                    return False
+                with open(src, "rb") as f, open(dest, "wb") as out:
+                    while chunk := f.read(1 << 20):
+                        out.write(chunk)
+                return True
+            key = f"{self.store.prefix}/{self._name(asset)}"
+            self.store._s3().download_file(self.store.bucket, key, dest)
+            return Path(dest).stat().st_size == want
+        except Exception:  # noqa: BLE001 - a missing or unreadable copy means: download it
+            return False
+
+    def keep(self, asset: dict[str, Any], path: str) -> None:
+        try:
+            if self.store.path is not None:
+                dst = self.store.path.parent / self._name(asset)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dst.with_suffix(".tmp")
+                with open(path, "rb") as f, open(tmp, "wb") as out:
+                    while chunk := f.read(1 << 20):
+                        out.write(chunk)
+                tmp.replace(dst)
+            else:
+                key = f"{self.store.prefix}/{self._name(asset)}"
+                self.store._s3().upload_file(path, self.store.bucket, key)
+        except Exception as e:  # noqa: BLE001 - the backup itself does not depend on it
+            log.warning("could not keep a copy of asset %s in the state (%s)", asset.get("id"), e)

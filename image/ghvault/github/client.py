@@ -200,12 +200,15 @@ class GitHubClient:
         data, _ = self._get_cached(self._url(path, params), kind)
         return data
 
-    def paginate(self, path: str, params: dict[str, Any] | None = None,
-                 kind: str = "rest") -> Iterator[dict[str, Any]]:
-        """Every item of a list, 100 per page, following `Link: rel="next"` as GitHub says."""
+    def paginate(self, path: str, params: dict[str, Any] | None = None, kind: str = "rest",
+                 etags: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a list, 100 per page, following `Link: rel="next"` as GitHub says.
+        `etags` collects each page's validator: equal lists of ETags mean an equal list."""
         url: str | None = self._url(path, {"per_page": 100, **(params or {})})
         while url:
             data, headers = self._get_cached(url, kind)
+            if etags is not None:
+                etags.append(headers.get("etag", ""))
             if isinstance(data, dict):  # a few lists come wrapped, e.g. {"total_count", ...}
                 data = next((v for v in data.values() if isinstance(v, list)), [])
             yield from data or []
