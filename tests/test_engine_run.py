@@ -63,6 +63,7 @@ def floor_requests(world, role: str) -> int:
         total += pages(sum(len(p.pull.review_comments) for p in pulls))
         total += pages(len(r.commit_comments))
         total += 4  # labels, milestones, hooks, releases (each fits a page)
+        total += 0 if r.private else 1  # security advisories (public repositories)
         total += math.ceil(len(pulls) / 100)  # GraphQL: reviews of 100 pulls per query
         total += sum(len(rel.assets) for rel in r.releases)
     return total

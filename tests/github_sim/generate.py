@@ -38,7 +38,7 @@ from .model import (
     World,
 )
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 USER_LOGIN = "hubber"
 ORG_LOGIN = "hubworks"
 UPSTREAM_LOGIN = "upstream-dev"
@@ -495,8 +495,10 @@ class Builder:
             main = repo.name in ("toolbox", "platform")
             self.items(repo, items, busy=main)
             big = 0
-            if big_left and not main and not repo.empty and not repo.private and items:
+            if (big_left and not main and not repo.empty and not repo.private and items
+                    and repo.owner in self.world.owners.values()):
                 big, big_left = self.spec.big_repo_mb, big_left - 1
+                commits = max(commits, big + 2)  # one megabyte of new history per commit
             if repo.fork:
                 self.fork_git(repo)
             else:

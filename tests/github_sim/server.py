@@ -157,8 +157,12 @@ class Handler(BaseHTTPRequestHandler):
         return f"{scheme}://{host}"
 
     def body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        """The request body, read once. Every API answer reads it first, even a fault or
+        an error, or its bytes would be taken for the next request on the connection."""
+        if self._body is None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._body = self.rfile.read(length) if length else b""
+        return self._body
 
     def send(self, status: int, payload: bytes, headers: dict[str, str],
              content_type: str = "application/json; charset=utf-8") -> int:
@@ -199,6 +203,7 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch()
 
     def dispatch(self) -> None:
+        self._body: bytes | None = None
         parts = urlsplit(self.path)
         path = parts.path
         if path.startswith("/_sim/"):
@@ -224,6 +229,7 @@ class Handler(BaseHTTPRequestHandler):
         token, sent_auth = token_from(self.headers)
         viewer = sim.viewer_for(token)
         key = token if viewer else f"anon:{self.client_address[0]}"
+        self.body()
         number, in_flight = sim.stats.begin(key)
         status, nbytes, endpoint = 500, 0, "unknown"
         try:

@@ -14,7 +14,7 @@ from typing import Any
 
 KINDS = ("git", "wiki", "lfs", "issues", "comments", "events", "pulls", "reviews",
          "review_comments", "commit_comments", "labels", "milestones", "releases", "assets",
-         "hooks", "gists", "account")
+         "hooks", "advisories", "gists", "account")
 
 
 @dataclass

@@ -34,6 +34,7 @@ DOCUMENTS = [
     ("labels", "labels.json", "/labels", {}),
     ("milestones", "milestones.json", "/milestones", {"state": "all"}),
     ("hooks", "hooks.json", "/hooks", {}),
+    ("advisories", "security_advisories.json", "/security-advisories", {}),
 ]
 
 
@@ -78,8 +79,8 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
         else:
             job.ledger.add(kind, len(keys))
     for kind, filename, path, params in DOCUMENTS:
-        if not job.wants(kind):
-            continue
+        if not job.wants(kind) or (kind == "advisories" and repo.get("private")):
+            continue  # repository advisories of private repositories need admin rights
         try:
             items = list(job.client.paginate(base + path, params))
         except (OptionalDenied, NotFound) as e:
