@@ -50,12 +50,9 @@ def get_viewer(ctx: Ctx) -> Reply:
 
 @route("GET", "/users/{username}")
 def get_user(ctx: Ctx, username: str) -> Reply:
-    acct = _account(ctx, username)
-    if acct.type == "Organization":
-        body = s.render_public_user(ctx.world, ctx.urls, acct.login)
-    else:
-        body = s.render_public_user(ctx.world, ctx.urls, acct.login)
-    return Reply(body, last_modified=acct.updated_at)
+    acct = _account(ctx, username)  # organisations answer here too, with type Organization
+    return Reply(s.render_public_user(ctx.world, ctx.urls, acct.login),
+                 last_modified=acct.updated_at)
 
 
 @route("GET", "/orgs/{org}")
@@ -199,11 +196,8 @@ def my_repos(ctx: Ctx) -> Paged:
 def user_repos(ctx: Ctx, username: str) -> Paged:
     acct = _account(ctx, username)
     rtype = ctx.arg("type", "owner", ("all", "owner", "member"))
-    repos = [r for r in ctx.world.repos_of(acct.login) if not r.private]
-    if rtype != "member":
-        out = repos
-    else:
-        out = []
+    # Public repositories only, whoever asks; "member" lists collaborations (none here).
+    out = [r for r in ctx.world.repos_of(acct.login) if not r.private and rtype != "member"]
     return Paged(_sorted_repos(ctx, out, "full_name"),
                  _minimal(ctx))
 
@@ -514,8 +508,7 @@ def get_asset(ctx: Ctx, owner: str, repo: str, asset_id: str) -> Reply:
             if str(a.id) == asset_id and (not rel.draft or ctx.is_admin(r)):
                 if "application/octet-stream" in (ctx.headers.get("Accept") or ""):
                     # GitHub answers with a redirect to short-lived signed storage.
-                    sim: Simulator = ctx.sim  # type: ignore[attr-defined]
-                    where = ctx.urls.download(sim.sign(f"{r.full_name}|{a.id}"))
+                    where = ctx.urls.download(ctx.sim.sign(f"{r.full_name}|{a.id}"))
                     return Reply(None, status=302, raw=b"", headers={"Location": where},
                                  content_type="text/html;charset=utf-8")
                 return Reply(s.render_release_asset(ctx.world, ctx.urls, r, rel, a))
@@ -581,11 +574,9 @@ def get_gist(ctx: Ctx, gist_id: str) -> Reply:
 
 @route("GET", "/rate_limit")
 def rate_limit(ctx: Ctx) -> Reply:
-    sim: Simulator = ctx.sim  # type: ignore[attr-defined]
     anon = ctx.viewer is None
-    who = ctx.rate_key  # type: ignore[attr-defined]
-    core = sim.rate.peek(who, "core", anon)
-    gql = sim.rate.peek(who, "graphql", anon)
+    core = ctx.sim.rate.peek(ctx.rate_key, "core", anon)
+    gql = ctx.sim.rate.peek(ctx.rate_key, "graphql", anon)
     return Reply(s.render_rate_limit(core.limit, core.remaining, core.used, core.reset,
                                      graphql=(gql.limit, gql.remaining, gql.used, gql.reset)))
 

@@ -37,6 +37,8 @@ class Ctx:
     viewer: str | None  # login of the token's owner, None when unauthenticated
     query: dict[str, str]
     headers: Any  # the request's email.message.Message
+    sim: Any = None  # the Simulator (signing downloads, rate-limit pools)
+    rate_key: str = ""  # whose rate-limit pool this request draws from
 
     def arg(self, name: str, default: str | None = None, choices: tuple[str, ...] = ()
             ) -> str | None:

@@ -327,9 +327,8 @@ class Handler(BaseHTTPRequestHandler):
             err = ApiError(404, "Not Found")
             return 404, self.send(404, json.dumps(err.body).encode(), common)
         free = route.template == "/rate_limit"
-        ctx = Ctx(world=sim.world, urls=urls, viewer=viewer, query=query, headers=self.headers)
-        ctx.sim = sim  # type: ignore[attr-defined]
-        ctx.rate_key = key  # type: ignore[attr-defined]
+        ctx = Ctx(world=sim.world, urls=urls, viewer=viewer, query=query, headers=self.headers,
+                  sim=sim, rate_key=key)
         extra: dict[str, str] = {}
         try:
             result = route.handler(ctx, **params)
