@@ -95,22 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="git mirrors at once (default 2; each needs the repo's disk size)")
     run.add_argument("--state", help="s3://bucket/prefix/ or a directory: HTTP validators "
                      "kept between months so unchanged data costs a free 304")
+    run.add_argument("--retries", type=int, default=8,
+                     help="tries per GitHub request on 5xx, dropped connections and secondary "
+                          "rate limits, with exponential backoff (default 8: about 2 minutes)")
     run.add_argument("--workdir", help="scratch directory (default: the system temp dir)")
     run.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
 def kinds_from(args: argparse.Namespace) -> frozenset[str]:
-    def parse(text: str | None) -> set[str]:
+    def parse(flag: str, text: str | None) -> set[str]:
         items = {k.strip() for k in (text or "").split(",") if k.strip()}
         bad = items - set(KINDS)
         if bad:
-            raise ConfigError(f"unknown kind(s) {', '.join(sorted(bad))}: choose from "
-                              f"{', '.join(KINDS)}")
+            raise ConfigError(f"{flag} names unknown kind(s) {', '.join(sorted(bad))}: choose "
+                              f"from {', '.join(KINDS)}")
         return items
 
-    chosen = parse(args.include) or set(KINDS)
-    return frozenset(chosen - parse(args.exclude))
+    chosen = parse("--include", args.include) or set(KINDS)
+    return frozenset(chosen - parse("--exclude", args.exclude))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
                           "concurrency)")
     if not 1 <= args.git_concurrency <= 8:
         raise ConfigError("--git-concurrency must be between 1 and 8")
+    if not 0 <= args.retries <= 20:
+        raise ConfigError("--retries must be between 0 and 20")
     for flag in ("repos", "exclude_repos"):
         try:
             re.compile(getattr(args, flag) or "")
@@ -160,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                    exclude_repos=args.exclude_repos, forks=not args.no_forks,
                    archived=not args.no_archived, concurrency=args.concurrency,
                    git_concurrency=args.git_concurrency, state=args.state,
-                   workdir=args.workdir)
+                   workdir=args.workdir, retries=args.retries)
     summary = Backup(opts).run()
     print(json.dumps(summary, separators=(",", ":"), sort_keys=True), flush=True)
     return 0

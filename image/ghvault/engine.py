@@ -50,6 +50,7 @@ class Options:
     state: str | None = None
     workdir: str | None = None
     git_timeout: float = 3600.0
+    retries: int = 8
 
 
 @dataclass
@@ -202,7 +203,7 @@ class Backup:
         store = StateStore(opts.state, opts.owner) if opts.state else None
         cache = store.load() if store else None
         self.client = client = GitHubClient(opts.api_url, auth, concurrency=opts.concurrency,
-                                            cache=cache)
+                                            cache=cache, max_tries=opts.retries)
         workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
         try:
             profile, viewer = self.discover(client)

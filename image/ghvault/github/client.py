@@ -95,8 +95,10 @@ class GitHubClient:
     def __init__(self, api_url: str, auth: Auth.Auth, *, concurrency: int = 4,
                  cache: HttpCache | None = None, max_tries: int = 8,
                  secondary_wait: float = 60.0, timeout: int = 60):
+        # raise_on_status=False: when the tries are spent we get GitHub's last answer back
+        # (and can name it), instead of urllib3's generic RetryError.
         retry = GithubRetry(secondary_rate_wait=secondary_wait, total=max_tries,
-                            backoff_factor=0.5, backoff_max=60)
+                            backoff_factor=0.5, backoff_max=60, raise_on_status=False)
         verify: bool | str = (os.environ.get("REQUESTS_CA_BUNDLE")
                               or os.environ.get("SSL_CERT_FILE") or True)
         self.api_url = api_url.rstrip("/")

@@ -42,7 +42,7 @@ def s3_client(max_attempts: int | None = None) -> Any:
     """boto3's S3 client: credentials, region and AWS_ENDPOINT_URL from the usual chain,
     botocore's standard retry mode (AWS_MAX_ATTEMPTS, default 8 attempts)."""
     attempts = max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 8)
-    config = Config(retries={"mode": "standard", "max_attempts": attempts},
+    config = Config(retries={"mode": "standard", "total_max_attempts": attempts},
                     connect_timeout=20, read_timeout=300)
     # A session of its own: credentials and endpoint are read from the environment now,
     # not from whatever boto3's default session cached earlier in the process.
