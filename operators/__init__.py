@@ -1,0 +1,1 @@
+"""Airflow-side code for ghvault: deployment settings, backup operators, sensors, notifications."""

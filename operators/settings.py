@@ -1,0 +1,342 @@
+"""Deployment settings (one Airflow Variable and/or GHVAULT_* environment) and the archive key.
+
+Nothing here touches the network or the metadata database: the DAG renders the Variable at
+run time (``"{{ var.json.ghvault_settings | tojson }}"``) and the operators parse it with
+:func:`load_settings` inside ``execute``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+VARIABLE_NAME = "ghvault_settings"
+ENV_PREFIX = "GHVAULT_"
+
+RUNNERS = ("ecs", "local")
+COLD_STORAGE_CLASSES = ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR")
+# Variables the engine reads credentials from: they belong in the task definition's `secrets`
+# (ECS) or in SSM (local runner), never in settings that end up in overrides and logs.
+SECRET_ENV_NAMES = frozenset({
+    "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_APP_PRIVATE_KEY", "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+})
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# GitHub logins: letters, digits, hyphens; Enterprise managed users add "_shortcode".
+_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_TRUE = {"true", "1", "yes", "on", "enabled"}
+_FALSE = {"false", "0", "no", "off", "disabled"}
+
+
+class SettingsError(ValueError):
+    """The deployment settings are missing a key or carry a bad value."""
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """Where and how backups run. Keys of the ``ghvault_settings`` Variable, one per field.
+
+    bucket                 S3 bucket for archives (required)
+    prefix                 key prefix inside the bucket (the lifecycle rule's prefix)
+    runner                 "ecs" (Fargate task) or "local" (subprocess of the worker)
+    region                 AWS region; default: the Airflow connection's / boto3's
+    aws_conn_id            Airflow connection for AWS
+    cluster, task_definition, container_name
+                           ECS cluster, task definition (family[:revision] or ARN) and the
+                           name of the ghvault container in it
+    subnets, security_groups, assign_public_ip
+                           awsvpc network configuration of the Fargate task
+    capacity_provider      e.g. "FARGATE_SPOT"; unset: launch type FARGATE
+    log_group, log_stream_prefix
+                           the task definition's awslogs group and stream prefix, to stream
+                           the container's log into the Airflow task log
+    token_parameter        SSM SecureString holding the GitHub token
+    github_api_url         GitHub API base URL (Enterprise: https://HOST/api/v3)
+    state_url              s3://bucket/prefix/ for HTTP validators kept between months
+    sns_topic_arn          SNS topic for run summaries and failures
+    glacier_storage_class  GLACIER, DEEP_ARCHIVE or GLACIER_IR
+    transition_days, retention_days
+                           what the bucket's lifecycle rule must do with the archives
+    engine_env             extra non-secret environment for the engine
+    owners                 logins the DAG backs up when a run's params name none
+    """
+
+    bucket: str
+    prefix: str = "github"
+    runner: str = "ecs"
+    region: str | None = None
+    aws_conn_id: str = "aws_default"
+    cluster: str | None = None
+    task_definition: str | None = None
+    container_name: str = "ghvault"
+    subnets: list[str] = field(default_factory=list)
+    security_groups: list[str] = field(default_factory=list)
+    assign_public_ip: bool = True
+    capacity_provider: str | None = None
+    log_group: str | None = None
+    log_stream_prefix: str = "ghvault"
+    token_parameter: str = "/ghvault/github-token"
+    github_api_url: str = "https://api.github.com"
+    state_url: str | None = None
+    sns_topic_arn: str | None = None
+    glacier_storage_class: str = "GLACIER"
+    transition_days: int = 1
+    retention_days: int = 365
+    engine_env: dict[str, str] = field(default_factory=dict)
+    owners: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> DeploymentSettings:
+        """Validate and coerce a mapping (Variable JSON, env strings) into settings."""
+        if not isinstance(data, Mapping):
+            raise SettingsError(
+                f"{VARIABLE_NAME} must be a JSON object, got {type(data).__name__}: "
+                f"set the Variable to an object such as {{\"bucket\": \"my-backups\"}}."
+            )
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise SettingsError(
+                f"{VARIABLE_NAME} has unknown key {unknown[0]!r}: remove it or use one of "
+                f"{', '.join(sorted(fields))}."
+            )
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            coerced = _coerce(name, fields[name].type, value)
+            if coerced is not None:
+                values[name] = coerced
+        if not values.get("bucket"):
+            raise SettingsError(
+                f"{VARIABLE_NAME} has no 'bucket': set it to the S3 bucket that receives the "
+                f"archives (or set {ENV_PREFIX}BUCKET)."
+            )
+        settings = cls(**values)
+        settings._validate()
+        return settings
+
+    def _validate(self) -> None:
+        if self.bucket.startswith("s3://") or "/" in self.bucket:
+            _fail("bucket", f"is {self.bucket!r}: give the bucket name only, without s3:// "
+                            "or a path (the path goes in 'prefix')")
+        if self.runner not in RUNNERS:
+            _fail("runner", f"is {self.runner!r}: use 'ecs' or 'local'")
+        if self.glacier_storage_class not in COLD_STORAGE_CLASSES:
+            _fail("glacier_storage_class", f"is {self.glacier_storage_class!r}: use one of "
+                                           f"{', '.join(COLD_STORAGE_CLASSES)}")
+        if self.transition_days < 0:
+            _fail("transition_days", "is negative: use 0 or more days")
+        if self.retention_days <= self.transition_days:
+            _fail("retention_days", f"({self.retention_days}) must be greater than "
+                                    f"transition_days ({self.transition_days}): S3 expires an "
+                                    "object only after it was transitioned")
+        if not re.match(r"^https?://[^/\s]+", self.github_api_url):
+            _fail("github_api_url", f"is {self.github_api_url!r}: use an https:// URL such as "
+                                    "https://api.github.com or https://HOST/api/v3")
+        if self.state_url and not self.state_url.startswith("s3://"):
+            _fail("state_url", f"is {self.state_url!r}: use s3://bucket/prefix/ (the Fargate "
+                               "task has no persistent disk)")
+        if self.sns_topic_arn and not self.sns_topic_arn.startswith("arn:"):
+            _fail("sns_topic_arn", f"is {self.sns_topic_arn!r}: use the topic's ARN "
+                                   "(arn:aws:sns:REGION:ACCOUNT:NAME)")
+        if not self.token_parameter:
+            _fail("token_parameter", "is empty: name the SSM SecureString holding the token")
+        if not self.container_name:
+            _fail("container_name", "is empty: name the ghvault container of the task definition")
+        if not self.log_stream_prefix:
+            _fail("log_stream_prefix", "is empty: use the task definition's awslogs-stream-prefix")
+        leaked = sorted(SECRET_ENV_NAMES & set(self.engine_env))
+        if leaked:
+            _fail("engine_env", f"sets {leaked[0]}: secrets do not belong in settings (they end "
+                                "up in ECS overrides and logs); store the token in the SSM "
+                                f"parameter {self.token_parameter}")
+
+    def require_ecs(self) -> None:
+        """Raise SettingsError unless everything a Fargate run needs is set."""
+        for name in ("cluster", "task_definition", "subnets"):
+            if not getattr(self, name):
+                _fail(name, "is required for runner 'ecs': set it in the Variable (or "
+                            f"{ENV_PREFIX}{name.upper()}), or use runner 'local'")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _fail(key: str, problem: str) -> None:
+    raise SettingsError(f"{VARIABLE_NAME} key {key!r} {problem}.")
+
+
+def _coerce(name: str, annotation: Any, value: Any) -> Any:
+    """Coerce one value to the field's type; env strings become lists, bools, ints, dicts."""
+    kind = str(annotation)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if value == "" and "None" in kind:
+            return None
+    if kind.startswith("list"):
+        if isinstance(value, str) and value.startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                _fail(name, f"is {value!r}: use a JSON list of strings")
+        elif isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            _fail(name, f"is {value!r}: use a list of strings (or a comma-separated string)")
+        return [v.strip() for v in value if v.strip()]
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        _fail(name, f"is {value!r}: use true or false")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            _fail(name, f"is {value!r}: use a whole number")
+        try:
+            return int(value)
+        except ValueError:
+            _fail(name, f"is {value!r}: use a whole number")
+    if kind.startswith("dict"):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value or "{}")
+            except ValueError:
+                _fail(name, "is not a JSON object: use {\"NAME\": \"value\"}")
+        if not isinstance(value, Mapping):
+            _fail(name, f"is {value!r}: use an object of NAME: value strings")
+        out = {}
+        for key, item in value.items():
+            if not isinstance(item, str | int | float) or isinstance(item, bool):
+                _fail(name, f"entry {key!r} is {item!r}: use string values")
+            out[str(key)] = str(item)
+        return out
+    # str / str | None
+    if not isinstance(value, str):
+        _fail(name, f"is {value!r}: use a string")
+    if name == "prefix":
+        return value.strip("/")
+    if name == "github_api_url":
+        return value.rstrip("/")
+    return value
+
+
+def _parse_value(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    if not isinstance(value, str):
+        raise SettingsError(
+            f"{VARIABLE_NAME} must be a JSON object or its text, got {type(value).__name__}."
+        )
+    text = value.strip()
+    if text in ("", "null", "None"):
+        return {}
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        # "{{ var.json.ghvault_settings }}" without "| tojson" renders a Python repr.
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise SettingsError(
+                f"{VARIABLE_NAME} is not valid JSON: fix the Variable's value, and render it "
+                "with \"{{ var.json." + VARIABLE_NAME + " | tojson }}\"."
+            ) from None
+    if parsed is None:
+        return {}
+    if not isinstance(parsed, Mapping):
+        raise SettingsError(
+            f"{VARIABLE_NAME} must be a JSON object, got {type(parsed).__name__}: set the "
+            "Variable to an object such as {\"bucket\": \"my-backups\"}."
+        )
+    return dict(parsed)
+
+
+def load_settings(
+    value: str | Mapping[str, Any] | None = None, env: Mapping[str, str] = os.environ
+) -> DeploymentSettings:
+    """Settings from the Variable's JSON (dict or text), with GHVAULT_<KEY> env vars on top."""
+    data = _parse_value(value)
+    for f in dataclasses.fields(DeploymentSettings):
+        env_value = env.get(ENV_PREFIX + f.name.upper())
+        if env_value is not None and env_value.strip() != "":
+            data[f.name] = env_value
+    return DeploymentSettings.from_mapping(data)
+
+
+def check_month(month: str) -> str:
+    """Return ``month`` if it is YYYY-MM, else raise ValueError saying so."""
+    if not isinstance(month, str) or not _MONTH.match(month):
+        raise ValueError(f"month {month!r} is not YYYY-MM (for example 2026-10).")
+    return month
+
+
+def check_owner(owner: str) -> str:
+    if not isinstance(owner, str) or not _OWNER.match(owner):
+        raise ValueError(
+            f"owner {owner!r} is not a GitHub user or organisation login (letters, digits, "
+            "hyphens): fix the owners list."
+        )
+    return owner
+
+
+def archive_key(prefix: str, owner: str, month: str) -> str:
+    """``{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`` (no leading slash without prefix)."""
+    year, mm = _MONTH.match(check_month(month)).groups()
+    name = f"{check_owner(owner)}/{year}/{mm}/{owner}-{month}.zip"
+    prefix = (prefix or "").strip("/")
+    return f"{prefix}/{name}" if prefix else name
+
+
+def manifest_key(key: str) -> str:
+    """The manifest the engine writes beside the archive."""
+    return f"{key}.manifest.json"
+
+
+def previous_month(month: str) -> str:
+    year, mm = (int(x) for x in _MONTH.match(check_month(month)).groups())
+    return f"{year - 1}-12" if mm == 1 else f"{year}-{mm - 1:02d}"
+
+
+def _schedule_timezone(context: Mapping[str, Any]):
+    dag = context.get("dag")
+    timetable = getattr(dag, "timetable", None)
+    tz = getattr(timetable, "timezone", None) or getattr(dag, "timezone", None)
+    if isinstance(tz, str):
+        import pendulum
+
+        tz = pendulum.timezone(tz)
+    return tz
+
+
+def run_month(context: Mapping[str, Any]) -> str:
+    """The run's logical month, YYYY-MM.
+
+    ``data_interval_start`` when the run has one (with month-long intervals the run for
+    October starts 2026-10-01), read in the schedule's timezone; otherwise (a run triggered
+    without a logical date) the month of ``dag_run.run_after``.
+    """
+    moment: datetime | None = context.get("data_interval_start")
+    if moment is None:
+        dag_run = context.get("dag_run")
+        moment = getattr(dag_run, "run_after", None)
+    if moment is None:
+        raise ValueError(
+            "the task context has neither data_interval_start nor dag_run.run_after: pass "
+            "month='YYYY-MM' to the operator."
+        )
+    tz = _schedule_timezone(context)
+    if tz is not None and moment.tzinfo is not None:
+        moment = moment.astimezone(tz)
+    return f"{moment.year:04d}-{moment.month:02d}"
