@@ -232,3 +232,25 @@ def test_faults_do_not_change_the_archive(moto_server):
         assert entry_digests(faulty) == entry_digests(reference)
     finally:
         stop()
+
+
+def test_secondary_limits_on_asset_downloads_are_waited_out(moto_server):
+    """Asset downloads go below PyGithub (see GitHubClient.download): they must honour
+    retry-after like every other request."""
+    moto_server.client("s3").create_bucket(Bucket="vault-secondary")
+    running, stop = start_sim()
+    try:
+        login = running.sim.world.owners["user"]
+        requests.post(f"{running.root}/_sim/faults", data="secondary:0.4,retry-after=0,seed=5",
+                      verify=str(running.ca))
+        proc = run_ghvault(running, moto_server, "--owner", login, "--month", "2026-10",
+                           "--dest", f"s3://vault-secondary/{login}.zip", "--retries", "12")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assets = running.stats()["by_endpoint"][
+            "GET /repos/{owner}/{repo}/releases/assets/{asset_id}"]
+        assert assets.get("403", 0) >= 1, assets
+        z, _, _ = read_archive(moto_server, "vault-secondary", f"{login}.zip")
+        counts = json.loads(z.read("MANIFEST.json"))["counts"]
+        assert counts["release_assets"] == running.sim.world.counts()["user"]["release_assets"]
+    finally:
+        stop()

@@ -109,6 +109,7 @@ class GitHubClient:
                          timeout=timeout, user_agent=USER_AGENT, verify=verify, lazy=True)
         self.requester = self.gh.requester
         self.auth = auth
+        self.max_tries = max_tries
         # Plain requests for asset downloads (see download()), with the same retry policy
         # for 5xx and dropped connections.
         self.http = requests.Session()
@@ -235,20 +236,14 @@ class GitHubClient:
         """A release asset. The API answers 302 to pre-signed object storage on another
         host. PyGithub's getFile refuses redirects outside the API prefix on Enterprise
         servers, so this one is ours: the token goes to the API only, never to storage."""
-        self._pace()
         try:
-            resp = self.http.get(url, headers={"Accept": "application/octet-stream",
-                                               "Authorization": self.auth_header()},
-                                 allow_redirects=False, timeout=60, stream=True)
+            resp = self._asset_request(url)
             if resp.status_code in (301, 302, 303, 307, 308):
-                self.acct.record("asset", resp.headers, resp.status_code)
                 resp = self.http.get(resp.headers["Location"], timeout=300, stream=True)
-            else:
-                self.acct.record("asset", resp.headers, resp.status_code)
             if resp.status_code == 404:
                 raise NotFound(f"{self._path(url)} was not found (404)")
             if resp.status_code >= 400:
-                raise self._error(resp.status_code, {"message": resp.reason}, url)
+                raise self._error(resp.status_code, _message(resp), url)
             with open(dest, "wb") as f:
                 for chunk in resp.iter_content(1 << 16):
                     f.write(chunk)
@@ -256,9 +251,39 @@ class GitHubClient:
             raise GitHubUnavailable(f"could not download {self._path(url)} "
                                     f"({type(e).__name__}): try again later") from None
 
+    def _asset_request(self, url: str) -> requests.Response:
+        """The API half of a download, with GitHub's rate-limit rules: a 403/429 carrying
+        `retry-after` (secondary limit) or `x-ratelimit-remaining: 0` (primary) is waited
+        out and tried again, a bounded number of times, like GithubRetry does for the rest."""
+        for attempt in range(self.max_tries + 1):
+            self._pace()
+            resp = self.http.get(url, headers={"Accept": "application/octet-stream",
+                                               "Authorization": self.auth_header()},
+                                 allow_redirects=False, timeout=60, stream=True)
+            self.acct.record("asset", resp.headers, resp.status_code)
+            if resp.status_code not in (403, 429) or attempt == self.max_tries:
+                return resp
+            if "retry-after" in resp.headers:
+                wait = float(resp.headers["retry-after"])
+            elif resp.headers.get("x-ratelimit-remaining") == "0":
+                wait = max(1.0, float(resp.headers.get("x-ratelimit-reset", 0)) - time.time())
+            else:
+                return resp  # a real permission problem
+            resp.close()
+            time.sleep(min(wait, 3600.0))
+        return resp
+
     def auth_header(self) -> str:
         return f"{self.auth.token_type} {self.auth.token}"
 
     def close(self) -> None:
         self.gh.close()
         self.http.close()
+
+
+def _message(resp: requests.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) and "message" in body else {"message": resp.reason}
