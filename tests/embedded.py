@@ -1,89 +1,410 @@
-"""`make run`: the embedded run, on one machine, with no AWS account and no GitHub.
+"""`make run`: the whole pipeline on one machine, with no AWS account, Docker or internet.
 
-Today it starts the GitHub simulator (the `small` account, over TLS), checks that it
-answers, and prints how to point a client at it. Once the engine and the DAG exist it
-grows into the whole pipeline: moto as AWS (bucket + lifecycle rule, SNS topic, SSM
-token), the simulator as GitHub, `airflow dags test github_backup` with the local runner,
-and a report of the archive, the sensors' verdicts and the SNS message.
+What it does:
 
-Environment: SIM_SIZE (default small), SIM_PORT (default 8765), RUN_SECONDS (serve that
-long, then stop; default: until Ctrl-C).
+1. starts moto's server (in this process) as AWS and creates what the deployment needs: the
+   archive bucket with its lifecycle rule (GLACIER after 1 day, expire after 365 days), an
+   SNS topic with an SQS queue subscribed (so the message can be shown), and the GitHub
+   token as an SSM SecureString;
+2. starts the GitHub simulator (`SIM_SIZE`, default small) over TLS as GitHub;
+3. sets up Airflow under `.run/airflow` (SQLite; `airflow db migrate`), with the settings
+   Variable, the `aws_default` connection pointing at moto, and this repository's `dags/`;
+4. runs `airflow dags test github_backup` for the previous month with the local runner
+   (`ghvault run` as a subprocess of the task), i.e. plan -> runner -> backup.local ->
+   backup.archive -> backup.glacier -> notify;
+5. prints the archive key and size, the counts per kind, both sensors' verdicts and the SNS
+   message read back from the queue.
+
+Environment:
+  SIM_SIZE       tiny | small | medium (default small)
+  SIM_PORT       the simulator's port (default: any free port)
+  GITHUB_TOKEN, GHVAULT_OWNERS
+                 both set: back up these owners (comma-separated) from real GitHub with this
+                 token instead of the simulator (GITHUB_API_URL for GitHub Enterprise).
+  RUN_SECONDS    keep moto and the simulator serving this long after the report (default 0)
+
+Real AWS instead of moto: this script always plays AWS with moto (it creates and throws away
+resources). Against a real account, deploy the resources of `infra/` (bucket with the
+lifecycle rule, SNS topic, ECS cluster and task definition), store the token with
+`aws ssm put-parameter --type SecureString --name /ghvault/github-token --value ...`, and
+run the same command this script runs, with the same environment minus moto:
+
+    export AIRFLOW_HOME=$PWD/.run/airflow-aws AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags \
+           AIRFLOW__CORE__LOAD_EXAMPLES=False PYTHONPATH=$PWD
+    export AIRFLOW_CONN_AWS_DEFAULT='aws://?region_name=eu-west-1'   # credentials: your
+    export AIRFLOW_VAR_GHVAULT_SETTINGS='{"bucket": "my-ghvault", "owners": ["my-org"],
+      "runner": "local", "region": "eu-west-1",
+      "sns_topic_arn": "arn:aws:sns:eu-west-1:123456789012:ghvault-notifications"}'
+    airflow db migrate && airflow dags test github_backup 2026-11-01T03:00:00+00:00
+
+(`"runner": "ecs"` plus `cluster`, `task_definition`, `subnets`, `security_groups` and
+`log_group` runs the backup as a Fargate task instead.) The AWS profile or role of the shell
+is what boto3 uses; `.run/` is gitignored.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
+import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-
-import requests
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
+RUN_DIR = ROOT / ".run"
+DAG_ID = "github_backup"
+REGION = "us-east-1"
+TOKEN_PARAMETER = "/ghvault/github-token"
+LIFECYCLE_RULE = {
+    "ID": "ghvault-archives-to-glacier",
+    "Status": "Enabled",
+    "Filter": {"Prefix": "github/"},
+    "Transitions": [{"Days": 1, "StorageClass": "GLACIER"}],
+    "Expiration": {"Days": 365},
+}
 
-PLAN = """\
-What the embedded run does (the steps marked * arrive with the engine and the DAG):
-  1.  GitHub simulator ({size}) on {root}  (owners: {owners})
-  2.* moto server as AWS: backup bucket with the Glacier lifecycle rule, SNS topic with an
-      SQS subscription, SSM SecureString with the token
-  3.* airflow dags test github_backup, local runner: ghvault run for each owner into S3
-  4.* sensors: archive + manifest present and intact; lifecycle rule moves it to Glacier
-  5.* the SNS message that was sent, the archive key and size, the counts per kind
-"""
+
+# -- AWS ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def moto_server():
+    """moto's server in a thread of this process; yields its endpoint URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+class Aws:
+    """boto3 clients for one endpoint (moto) or, with endpoint None, the real account."""
+
+    def __init__(self, endpoint: str | None, region: str = REGION) -> None:
+        self.endpoint = endpoint
+        self.region = region
+
+    def client(self, service: str):
+        import boto3
+
+        if self.endpoint:
+            return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
+                                aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(service, region_name=self.region)
+
+    def env(self) -> dict[str, str]:
+        """What a process (the engine, a container) needs to reach this AWS."""
+        if not self.endpoint:
+            return {"AWS_DEFAULT_REGION": self.region}
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": self.region}
+
+    def airflow_connection(self) -> str:
+        """AIRFLOW_CONN_AWS_DEFAULT for this AWS."""
+        if not self.endpoint:
+            return f"aws://?region_name={self.region}"
+        return (f"aws://testing:testing@/?region_name={self.region}"
+                f"&endpoint_url={quote(self.endpoint, safe='')}")
+
+
+def provision(aws: Aws, bucket: str, token: str, *, lifecycle: bool = True,
+              name: str = "ghvault") -> dict[str, str]:
+    """Bucket (+ lifecycle rule), SNS topic with an SQS queue subscribed, SSM token.
+    Returns {"bucket", "topic_arn", "queue_url", "token_parameter"}."""
+    s3, sns, sqs, ssm = (aws.client(s) for s in ("s3", "sns", "sqs", "ssm"))
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    if lifecycle:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [LIFECYCLE_RULE]})
+    topic = sns.create_topic(Name=f"{name}-notifications")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"{name}-notifications")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    if not aws.endpoint:  # a real queue only accepts what its policy allows
+        sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage", "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic}}}]})})
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    ssm.put_parameter(Name=TOKEN_PARAMETER, Value=token, Type="SecureString", Overwrite=True)
+    return {"bucket": bucket, "topic_arn": topic, "queue_url": queue,
+            "token_parameter": TOKEN_PARAMETER}
+
+
+def read_notifications(aws: Aws, queue_url: str, wait: int = 1) -> list[dict]:
+    """SNS messages delivered to the queue since the last call: Subject, Message, attributes."""
+    sqs = aws.client("sqs")
+    out = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                    WaitTimeSeconds=wait).get("Messages", [])
+        if not batch:
+            return out
+        for m in batch:
+            body = json.loads(m["Body"])
+            out.append({"subject": body.get("Subject"), "message": body.get("Message"),
+                        "attributes": {k: v.get("Value") for k, v in
+                                       (body.get("MessageAttributes") or {}).items()}})
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+        wait = 0
+
+
+# -- GitHub ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def simulator(size: str, port: int = 0):
+    """The GitHub simulator over TLS in a child process; yields its ready-file JSON."""
+    with tempfile.TemporaryDirectory(prefix="ghvault-sim-") as tmp:
+        ready = Path(tmp) / "ready.json"
+        proc = subprocess.Popen([sys.executable, "-m", "tests.github_sim", "--size", size,
+                                 "--port", str(port), "--tls", "--ready-file", str(ready)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL)
+        try:
+            while not ready.exists():
+                if proc.poll() is not None:
+                    raise RuntimeError("the GitHub simulator exited before it was ready")
+                time.sleep(0.2)
+            yield json.loads(ready.read_text())
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+# -- Airflow -----------------------------------------------------------------------------------
+
+
+def airflow_env(home: Path, aws: Aws, settings: dict, extra: dict | None = None) -> dict:
+    """Environment for `airflow` commands: this repo's dags, SQLite under `home`, the
+    settings Variable and the aws_default connection, both from the environment."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "GHVAULT_", "AWS_"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "AIRFLOW_CONN_AWS_DEFAULT": aws.airflow_connection(),
+        "AIRFLOW_VAR_GHVAULT_SETTINGS": json.dumps(settings),
+        "NO_PROXY": "*",
+        **aws.env(),
+    })
+    env.pop("GITHUB_TOKEN", None)  # the engine gets the token from SSM, nowhere else
+    env.update(extra or {})
+    return env
+
+
+def airflow(env: dict, *args: str, log: Path | None = None, timeout: int = 1800,
+            check: bool = True) -> subprocess.CompletedProcess:
+    """Run the `airflow` CLI of this virtualenv."""
+    exe = str(Path(sys.executable).with_name("airflow"))
+    if log is None:
+        result = subprocess.run([exe, *args], env=env, capture_output=True, text=True,
+                                timeout=timeout)
+    else:
+        with log.open("w") as out:
+            result = subprocess.run([exe, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        detail = log.read_text()[-3000:] if log else (result.stdout + result.stderr)[-3000:]
+        raise RuntimeError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{detail}")
+    return result
+
+
+def migrate(home: Path, env: dict) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    airflow(env, "db", "migrate")
+
+
+def logical_date_for(month: str) -> str:
+    """The logical date whose `airflow dags test` run backs up `month` (YYYY-MM).
+
+    A manual run covers the last complete data interval before its logical date, and the
+    DAG's intervals run from 03:00 UTC on the 1st to the next 1st: the run for October is
+    the one at 2026-11-01T03:00 UTC, when October has ended (as the scheduler runs it)."""
+    year, mm = (int(x) for x in month.split("-"))
+    year, mm = (year + 1, 1) if mm == 12 else (year, mm + 1)
+    return f"{year:04d}-{mm:02d}-01T03:00:00+00:00"
+
+
+def previous_month(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now.year - 1}-12" if now.month == 1 else f"{now.year}-{now.month - 1:02d}"
+
+
+class RunRecord:
+    """One DAG run as the metadata DB holds it: task states and XCom return values."""
+
+    def __init__(self, home: Path, run_id: str | None = None) -> None:
+        with sqlite3.connect(home / "airflow.db") as db:
+            if run_id is None:
+                run_id = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id "
+                                    "DESC LIMIT 1", (DAG_ID,)).fetchone()[0]
+            self.run_id = run_id
+            self.state, self.logical_date, self.interval_start = db.execute(
+                "SELECT state, logical_date, data_interval_start FROM dag_run "
+                "WHERE dag_id = ? AND run_id = ?", (DAG_ID, run_id)).fetchone()
+            self.tasks = {(t, i): s for t, i, s in db.execute(
+                "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND "
+                "run_id = ?", (DAG_ID, run_id))}
+            self.xcom = {}
+            for t, i, k, v in db.execute(
+                    "SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ? AND "
+                    "run_id = ?", (DAG_ID, run_id)):
+                self.xcom[(t, i, k)] = json.loads(v) if isinstance(v, (str, bytes)) else v
+
+    def state_of(self, task_id: str, map_index: int = -1) -> str | None:
+        return self.tasks.get((task_id, map_index))
+
+    def states(self, task_id: str) -> list[str]:
+        return [s for (t, i), s in sorted(self.tasks.items()) if t == task_id]
+
+    def result(self, task_id: str, map_index: int = -1, key: str = "return_value"):
+        return self.xcom.get((task_id, map_index, key))
+
+    def results(self, task_id: str, key: str = "return_value") -> list:
+        return [v for (t, i, k), v in sorted(self.xcom.items(), key=lambda e: e[0][1])
+                if t == task_id and k == key]
+
+
+# -- the embedded run --------------------------------------------------------------------------
+
+
+def human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def report(record: RunRecord, aws: Aws, notifications: list[dict]) -> None:
+    print(f"\nrun {record.run_id}: {record.state}")
+    for (task_id, index), state in sorted(record.tasks.items(), key=lambda e: (e[0][1], e[0][0])):
+        print(f"  {task_id}{f'[{index}]' if index >= 0 else ''}: {state}")
+    s3 = aws.client("s3")
+    for index, result in enumerate(record.results("backup.local") or
+                                   record.results("backup.ecs")):
+        print(f"\n== {result['owner']} ({result['month']})")
+        head = s3.head_object(Bucket=result["bucket"], Key=result["key"])
+        print(f"archive   s3://{result['bucket']}/{result['key']}  "
+              f"{head['ContentLength']} bytes ({human(head['ContentLength'])})")
+        manifest = json.loads(s3.get_object(Bucket=result["bucket"],
+                                            Key=result["manifest_key"])["Body"].read())
+        counts = manifest.get("counts") or (result.get("summary") or {}).get("counts") or {}
+        print("counts    " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+        summary = result.get("summary") or {}
+        if summary:
+            print(f"engine    {summary.get('api_requests')} API requests, "
+                  f"{summary.get('duration_s')} s, {len(summary.get('skipped') or [])} skipped")
+        archive = record.result("backup.archive", index)
+        if archive:
+            print(f"archive sensor: OK - {archive['size']} bytes, storage class "
+                  f"{archive['storage_class']}, checksum {archive['checksum']} agrees with "
+                  f"the manifest")
+        else:
+            print(f"archive sensor: {record.state_of('backup.archive', index)}")
+        glacier = record.result("backup.glacier", index)
+        if glacier:
+            previous = glacier.get("previous") or {}
+            before = (f"previous month's archive {previous.get('storage_class')}"
+                      if previous.get("exists") else "no previous month's archive yet")
+            print(f"Glacier sensor: OK - lifecycle rule {glacier['rule_id']!r} moves the "
+                  f"archive to the Glacier class {glacier['storage_class']} after "
+                  f"{glacier['transition_days']} day(s) and expires it after "
+                  f"{glacier['expiration_days']} days; {before}")
+            for note in glacier.get("notes") or []:
+                print(f"                note: {note}")
+        else:
+            print(f"Glacier sensor: {record.state_of('backup.glacier', index)} (see the log)")
+    print(f"\nSNS notification(s) received on the subscribed SQS queue: {len(notifications)}")
+    for n in notifications:
+        print(f"Subject: {n['subject']}")
+        print("Attributes: " + ", ".join(f"{k}={v}" for k, v in sorted(n['attributes'].items())))
+        print(n["message"])
 
 
 def main() -> int:
     size = os.environ.get("SIM_SIZE", "small")
-    port = os.environ.get("SIM_PORT", "8765")
-    seconds = float(os.environ.get("RUN_SECONDS", "0") or 0)
-    with tempfile.TemporaryDirectory(prefix="ghvault-run-") as tmp:
-        ready = Path(tmp) / "ready.json"
-        print(f"starting the GitHub simulator ({size}); the first start generates the data "
-              "and caches it", flush=True)
-        t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "tests.github_sim", "--size", size,
-                                 "--port", port, "--tls", "--ready-file", str(ready)], cwd=ROOT)
-        try:
-            while not ready.exists():
-                if proc.poll() is not None:
-                    print("the simulator exited before it was ready", file=sys.stderr)
-                    return 1
-                time.sleep(0.2)
-            info = json.loads(ready.read_text())
-            me = requests.get(f"{info['api_url']}/user", verify=info["ca_cert"], timeout=30,
-                              headers={"Authorization": f"token {info['token']}"})
-            me.raise_for_status()
-            print(f"ready in {time.monotonic() - t0:.1f}s; GET /user answers {me.json()['login']}")
-            print(PLAN.format(size=size, root=info["root_url"],
-                              owners=", ".join(info["owners"].values())))
-            print("ground truth (counts):")
-            for role, counts in info["counts"].items():
-                print(f"  {role:5} {info['owners'][role]}: " + ", ".join(
-                    f"{k}={v}" for k, v in counts.items()))
-            print(f"\ntry it:\n  export SSL_CERT_FILE={info['ca_cert']} "
-                  f"GIT_SSL_CAINFO={info['ca_cert']}\n"
-                  f"  curl -s --cacert {info['ca_cert']} -H 'Authorization: token "
-                  f"{info['token']}' {info['api_url']}/user/repos\n"
-                  f"  github-backup {info['owners']['user']} -H "
-                  f"{info['root_url'].split('://')[1]} -t {info['token']} -o /tmp/pgb --all\n"
-                  f"  curl -s --cacert {info['ca_cert']} {info['root_url']}/_sim/stats\n")
-            if seconds:
-                time.sleep(seconds)
-            else:
-                print("serving until Ctrl-C", flush=True)
-                signal.signal(signal.SIGTERM, signal.default_int_handler)
-                while True:
-                    time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    return 0
+    port = int(os.environ.get("SIM_PORT", "0") or 0)
+    real_github = bool(os.environ.get("GITHUB_TOKEN") and os.environ.get("GHVAULT_OWNERS"))
+    month = previous_month()
+    home = RUN_DIR / "airflow"
+    t0 = time.monotonic()
+    with ExitStack() as stack:
+        print("starting moto (AWS)", flush=True)
+        aws, bucket = Aws(stack.enter_context(moto_server())), "ghvault-archives"
+        if real_github:
+            owners = [o.strip() for o in os.environ["GHVAULT_OWNERS"].split(",") if o.strip()]
+            token = os.environ["GITHUB_TOKEN"]
+            api_url = os.environ.get("GITHUB_API_URL", "https://api.github.com")
+            engine_env: dict[str, str] = {}
+            print(f"backing up {', '.join(owners)} from {api_url}", flush=True)
+        else:
+            print(f"starting the GitHub simulator ({size}); the first start generates its "
+                  "data and caches it", flush=True)
+            sim = stack.enter_context(simulator(size, port))
+            owners, token, api_url = list(sim["owners"].values()), sim["token"], sim["api_url"]
+            engine_env = {"SSL_CERT_FILE": sim["ca_cert"], "GIT_SSL_CAINFO": sim["ca_cert"],
+                          "REQUESTS_CA_BUNDLE": sim["ca_cert"]}
+            print(f"simulator at {sim['root_url']} (owners {', '.join(owners)})", flush=True)
+        resources = provision(aws, bucket, token)
+        settings = {"bucket": bucket, "prefix": "github", "runner": "local",
+                    "region": aws.region, "owners": owners,
+                    "token_parameter": resources["token_parameter"], "github_api_url": api_url,
+                    "sns_topic_arn": resources["topic_arn"], "engine_env": engine_env}
+        print(f"AWS: bucket {bucket} (lifecycle: GLACIER after 1 day, expire after 365), "
+              f"SNS {resources['topic_arn']} -> SQS, SSM SecureString {TOKEN_PARAMETER}")
+        env = airflow_env(home, aws, settings)
+        print(f"airflow db migrate (AIRFLOW_HOME={home.relative_to(ROOT)})", flush=True)
+        migrate(home, env)
+        logical = logical_date_for(month)
+        log = RUN_DIR / "dags-test.log"
+        print(f"airflow dags test {DAG_ID} {logical}  (backs up {month}; log: "
+              f"{log.relative_to(ROOT)})", flush=True)
+        t1 = time.monotonic()
+        result = airflow(env, "dags", "test", DAG_ID, logical, log=log, check=False)
+        print(f"dags test finished in {time.monotonic() - t1:.0f}s (exit {result.returncode})")
+        record = RunRecord(home)
+        report(record, aws, read_notifications(aws, resources["queue_url"]))
+        print(f"\nmake run took {time.monotonic() - t0:.0f}s")
+        if seconds := float(os.environ.get("RUN_SECONDS", "0") or 0):
+            time.sleep(seconds)
+        return 0 if record.state == "success" else 1
+
+
+def clean() -> None:
+    """Forget the embedded Airflow (its DB and logs)."""
+    shutil.rmtree(RUN_DIR / "airflow", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,237 @@
+"""The github_backup DAG as the scheduler sees it: imports, structure, schedule, params, plan.
+
+Fast: nothing runs. The DAG file is parsed by Airflow's DagBag from the dags folder (with
+AIRFLOW_HOME in a temporary directory); the parse-time test does it in a fresh process in
+which reading a Variable or a connection, or opening a network connection, raises.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGS = ROOT / "dags"
+if "airflow" not in sys.modules and "AIRFLOW_HOME" not in os.environ:
+    # keep Airflow's files out of ~/airflow
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="ghvault-airflow-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+from airflow.dag_processing.dagbag import DagBag  # noqa: E402
+from airflow.sdk.exceptions import AirflowFailException, ParamValidationError  # noqa: E402
+
+SETTINGS = {"bucket": "archives", "prefix": "github", "runner": "local",
+            "owners": ["octocat", "octo-org"]}
+
+
+@pytest.fixture(scope="module")
+def dag():
+    bag = DagBag(str(DAGS))
+    assert bag.import_errors == {}
+    assert list(bag.dag_ids) == ["github_backup"]
+    return bag.dags["github_backup"]  # get_dag() would ask the metadata DB
+
+
+def test_parse_reads_no_variable_connection_or_network(tmp_path) -> None:
+    probe = f"""
+import socket, sys
+def refuse(*args, **kwargs):
+    raise RuntimeError("touched at parse time")
+socket.socket.connect = socket.create_connection = refuse
+import airflow.sdk, airflow.models
+from airflow.sdk.bases.hook import BaseHook
+airflow.sdk.Variable.get = airflow.models.Variable.get = staticmethod(refuse)
+BaseHook.get_connection = classmethod(refuse)
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag({str(DAGS)!r})
+print(repr(bag.import_errors), list(bag.dag_ids))
+"""
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PYTHONPATH": str(ROOT),
+           "AIRFLOW_VAR_GHVAULT_SETTINGS": "this is not JSON: parsing must not read it"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "{} ['github_backup']"
+
+
+def test_parsing_is_fast(dag) -> None:
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        bag = DagBag(str(DAGS))
+        times.append(time.perf_counter() - start)
+        assert bag.import_errors == {}
+    assert statistics.median(times) < 1.0, times
+
+
+def test_tasks_and_their_wiring(dag) -> None:
+    assert set(dag.task_ids) == {"plan", "runner", "backup.ecs", "backup.local",
+                                 "backup.archive", "backup.glacier", "notify"}
+    up = {t: set(dag.get_task(t).upstream_task_ids) for t in dag.task_ids}
+    assert up["runner"] == {"plan"}
+    assert up["backup.ecs"] == up["backup.local"] == {"plan", "runner"}
+    assert up["backup.archive"] == {"plan", "backup.ecs", "backup.local"}
+    assert up["backup.glacier"] == {"plan", "backup.archive"}
+    assert up["notify"] == {"plan", "backup.glacier"}
+    types = {t: type(dag.get_task(t)).__name__ for t in dag.task_ids}
+    assert types["backup.ecs"] == "GithubBackupOperator"
+    assert types["backup.local"] == "LocalBackupOperator"
+    assert types["backup.archive"] == "BackupArchiveSensor"
+    assert types["backup.glacier"] == "GlacierTransitionSensor"
+    # whichever runner was skipped, the archive check runs after the other one
+    assert dag.get_task("backup.archive").trigger_rule == "none_failed_min_one_success"
+
+
+def test_one_mapped_branch_per_owner(dag) -> None:
+    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
+
+    group = dag.task_group_dict["backup"]
+    assert isinstance(group, MappedTaskGroup)
+    assert {t.task_id for t in group} == {"backup.ecs", "backup.local", "backup.archive",
+                                          "backup.glacier"}
+    # expanded over what plan returns: one {"owner", "key", "previous_key"} per owner
+    assert [op.task_id for op in group.iter_mapped_dependencies()] == ["plan"]
+
+
+def test_backup_retries_with_backoff_and_bounded_runs(dag) -> None:
+    for task_id in ("backup.ecs", "backup.local"):
+        task = dag.get_task(task_id)
+        assert task.retries == 2 and task.retry_exponential_backoff == 2.0
+        assert task.execution_timeout.total_seconds() == 12 * 3600
+    assert dag.get_task("backup.archive").mode == "reschedule"
+    assert all(dag.get_task(t).execution_timeout for t in dag.task_ids)
+    assert dag.max_active_runs == 2
+    assert {"ghvault", "backup"} <= set(dag.tags)
+    assert "airflow backfill create --dag-id github_backup" in dag.doc_md
+    assert "--conf" in dag.doc_md
+
+
+def test_monthly_schedule_with_month_long_intervals(dag) -> None:
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert dag.catchup is True
+    timetable = coerce_to_core_timetable(dag.timetable)
+    first = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True))
+    assert first.data_interval == DataInterval(datetime(2026, 1, 1, 3, tzinfo=UTC),
+                                               datetime(2026, 2, 1, 3, tzinfo=UTC))
+    assert first.run_after == datetime(2026, 2, 1, 3, tzinfo=UTC)
+    # the run after January covers February, and so on, month by month
+    second = timetable.next_dagrun_info(last_automated_data_interval=first.data_interval,
+                                        restriction=TimeRestriction(dag.start_date, None, True))
+    assert second.data_interval.start == datetime(2026, 2, 1, 3, tzinfo=UTC)
+    # a manual run at the end of October covers October (what `dags test` relies on)
+    manual = timetable.infer_manual_data_interval(run_after=datetime(2026, 11, 1, 3,
+                                                                     tzinfo=UTC))
+    assert manual.start == datetime(2026, 10, 1, 3, tzinfo=UTC)
+
+
+def validate(dag, **conf) -> dict:
+    params = copy.deepcopy(dag.params)  # setting a value changes the Param object itself
+    params.update(conf)
+    return params.validate()
+
+
+def test_params_accept_a_valid_trigger_form(dag) -> None:
+    assert validate(dag) == {"owners": None, "include": None, "exclude": None, "repos": None,
+                             "exclude_repos": None, "runner": ""}
+    assert validate(dag, owners=["octocat", "my-org"], include=["git", "issues"],
+                    exclude=["lfs"], repos="^api-", exclude_repos="-archive$",
+                    runner="ecs")["owners"] == ["octocat", "my-org"]
+
+
+@pytest.mark.parametrize("conf", [
+    {"owners": []},  # an empty list is not "use the settings": that is null
+    {"owners": ["octocat", "octocat"]},
+    {"owners": ["-not-a-login"]},
+    {"owners": "octocat"},
+    {"include": ["git", "everything"]},
+    {"exclude": ["secrets"]},
+    {"repos": "("},
+    {"runner": "kubernetes"},
+])
+def test_params_reject_bad_values(dag, conf) -> None:
+    with pytest.raises(ParamValidationError):
+        validate(dag, **conf)
+
+
+# -- plan: the only logic in the DAG file --------------------------------------------------------
+
+
+class FakeTI:
+    def __init__(self) -> None:
+        self.pushed: dict = {}
+
+    def xcom_push(self, key: str, value) -> None:
+        assert value is not None, f"XCom {key} cannot hold None"
+        self.pushed[key] = value
+
+
+def plan(dag, settings: dict | str, monkeypatch=None, **params):
+    ti = FakeTI()
+    context = {"ti": ti, "params": {**validate(dag), **params},
+               "data_interval_start": datetime(2026, 10, 1, 3, tzinfo=UTC)}
+    text = settings if isinstance(settings, str) else json.dumps(settings)
+    return dag.get_task("plan").python_callable(text, **context), ti.pushed
+
+
+def test_plan_maps_owners_from_the_settings(dag) -> None:
+    owners, pushed = plan(dag, SETTINGS)
+    assert owners == [
+        {"owner": "octocat", "key": "github/octocat/2026/10/octocat-2026-10.zip",
+         "previous_key": "github/octocat/2026/09/octocat-2026-09.zip"},
+        {"owner": "octo-org", "key": "github/octo-org/2026/10/octo-org-2026-10.zip",
+         "previous_key": "github/octo-org/2026/09/octo-org-2026-09.zip"}]
+    assert pushed["month"] == "2026-10" and pushed["runner"] == "local"
+    assert pushed["kinds"] == [] and pushed["repos"] == ""
+    assert pushed["settings"]["bucket"] == "archives"  # the snapshot every task uses
+    assert (pushed["storage_class"], pushed["transition_days"], pushed["retention_days"]) == (
+        "GLACIER", 1, 365)
+
+
+def test_plan_params_win_over_settings(dag, monkeypatch) -> None:
+    monkeypatch.setenv("GHVAULT_PREFIX", "backups")
+    owners, pushed = plan(dag, SETTINGS, owners=["solo"], include=["git", "lfs", "issues"],
+                          exclude=["lfs"], repos="^api-", runner="local")
+    assert [o["owner"] for o in owners] == ["solo"]
+    assert owners[0]["key"] == "backups/solo/2026/10/solo-2026-10.zip"
+    assert pushed["kinds"] == ["git", "issues"] and pushed["repos"] == "^api-"
+
+
+def test_plan_owners_from_the_environment(dag, monkeypatch) -> None:
+    monkeypatch.setenv("GHVAULT_OWNERS", "a-user, an-org")
+    owners, _ = plan(dag, {"bucket": "archives", "runner": "local"})
+    assert [o["owner"] for o in owners] == ["a-user", "an-org"]
+
+
+def test_plan_fails_with_what_to_fix(dag, monkeypatch) -> None:
+    monkeypatch.delenv("GHVAULT_OWNERS", raising=False)
+    with pytest.raises(AirflowFailException, match="No GitHub owners to back up"):
+        plan(dag, {"bucket": "archives", "runner": "local"})
+    with pytest.raises(AirflowFailException, match="leave nothing to back up"):
+        plan(dag, SETTINGS, include=["git"], exclude=["git"])
+    with pytest.raises(AirflowFailException, match="'cluster' is required for runner 'ecs'"):
+        plan(dag, SETTINGS, runner="ecs")
+    with pytest.raises(AirflowFailException, match="no 'bucket'"):
+        plan(dag, "")
+    with pytest.raises(AirflowFailException, match="not valid JSON"):
+        plan(dag, "{bucket: archives")
+    with pytest.raises(AirflowFailException, match="is not a GitHub user"):
+        plan(dag, SETTINGS, owners=["bad login"])
