@@ -23,30 +23,30 @@ Environment:
                  token instead of the simulator (GITHUB_API_URL for GitHub Enterprise).
   RUN_SECONDS    keep moto and the simulator serving this long after the report (default 0)
 
-Real AWS instead of moto: this script always plays AWS with moto (it creates and throws away
-resources). Against a real account, deploy the resources of `infra/` (bucket with the
-lifecycle rule, SNS topic, ECS cluster and task definition), store the token with
+Real AWS instead of moto: this script always plays AWS with moto (it creates resources and
+throws them away). Against a real account, deploy the resources of `infra/` (bucket with
+the lifecycle rule, SNS topic, ECS cluster and task definition), store the token with
 `aws ssm put-parameter --type SecureString --name /ghvault/github-token --value ...`, and
-run the same command this script runs, with the same environment minus moto:
+run what this script runs, with the environment pointing at the account instead of moto
+(AWS credentials from your shell's profile or role; the connection only names the region):
 
     export AIRFLOW_HOME=$PWD/.run/airflow-aws AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags \
            AIRFLOW__CORE__LOAD_EXAMPLES=False PYTHONPATH=$PWD
-    export AIRFLOW_CONN_AWS_DEFAULT='aws://?region_name=eu-west-1'   # credentials: your
+    export AIRFLOW_CONN_AWS_DEFAULT='aws://?region_name=eu-west-1'
     export AIRFLOW_VAR_GHVAULT_SETTINGS='{"bucket": "my-ghvault", "owners": ["my-org"],
       "runner": "local", "region": "eu-west-1",
       "sns_topic_arn": "arn:aws:sns:eu-west-1:123456789012:ghvault-notifications"}'
-    airflow db migrate && airflow dags test github_backup 2026-11-01T03:00:00+00:00
+    airflow db migrate
+    airflow dags test github_backup 2026-11-01T03:00:00+00:00    # backs up October 2026
 
-(`"runner": "ecs"` plus `cluster`, `task_definition`, `subnets`, `security_groups` and
-`log_group` runs the backup as a Fargate task instead.) The AWS profile or role of the shell
-is what boto3 uses; `.run/` is gitignored.
+With `"runner": "ecs"` and `cluster`, `task_definition`, `subnets`, `security_groups`,
+`log_group`, the backup runs as a Fargate task instead. `.run/` is gitignored.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -99,31 +99,25 @@ def moto_server():
 
 
 class Aws:
-    """boto3 clients for one endpoint (moto) or, with endpoint None, the real account."""
+    """moto's server as AWS: boto3 clients, a process environment, an Airflow connection."""
 
-    def __init__(self, endpoint: str | None, region: str = REGION) -> None:
+    def __init__(self, endpoint: str, region: str = REGION) -> None:
         self.endpoint = endpoint
         self.region = region
 
     def client(self, service: str):
         import boto3
 
-        if self.endpoint:
-            return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
-                                aws_access_key_id="testing", aws_secret_access_key="testing")
-        return boto3.client(service, region_name=self.region)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def env(self) -> dict[str, str]:
         """What a process (the engine, a container) needs to reach this AWS."""
-        if not self.endpoint:
-            return {"AWS_DEFAULT_REGION": self.region}
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": self.region}
 
     def airflow_connection(self) -> str:
-        """AIRFLOW_CONN_AWS_DEFAULT for this AWS."""
-        if not self.endpoint:
-            return f"aws://?region_name={self.region}"
+        """AIRFLOW_CONN_AWS_DEFAULT for this AWS (NOTES.md)."""
         return (f"aws://testing:testing@/?region_name={self.region}"
                 f"&endpoint_url={quote(self.endpoint, safe='')}")
 
@@ -144,12 +138,6 @@ def provision(aws: Aws, bucket: str, token: str, *, lifecycle: bool = True,
     queue = sqs.create_queue(QueueName=f"{name}-notifications")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
-    if not aws.endpoint:  # a real queue only accepts what its policy allows
-        sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage", "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic}}}]})})
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     ssm.put_parameter(Name=TOKEN_PARAMETER, Value=token, Type="SecureString", Overwrite=True)
     return {"bucket": bucket, "topic_arn": topic, "queue_url": queue,
@@ -400,11 +388,6 @@ def main() -> int:
         if seconds := float(os.environ.get("RUN_SECONDS", "0") or 0):
             time.sleep(seconds)
         return 0 if record.state == "success" else 1
-
-
-def clean() -> None:
-    """Forget the embedded Airflow (its DB and logs)."""
-    shutil.rmtree(RUN_DIR / "airflow", ignore_errors=True)
 
 
 if __name__ == "__main__":

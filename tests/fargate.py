@@ -275,6 +275,8 @@ class FargateEmulator:
         reader.start()
         deadline = time.monotonic() + self.timeout
         while proc.poll() is None:
+            if shipper:
+                shipper.tick()
             # stop_task (the provider's on_kill) sets desiredStatus STOPPED: SIGTERM, as ECS.
             if task.desired_status == "STOPPED" or time.monotonic() > deadline:
                 proc.terminate()
@@ -328,18 +330,28 @@ class _LogShipper:
         self.pending: list[dict] = []
         self.last_flush = time.monotonic()
         self.last_ts = 0
+        self.lock = threading.Lock()
 
     def add(self, line: str) -> None:
-        # Strictly increasing timestamps keep the order of lines in readers that sort by time.
-        ts = max(int(time.time() * 1000), self.last_ts + 1)
-        self.last_ts = ts
-        self.pending.append({"timestamp": ts, "message": line or " "})
-        if len(self.pending) >= self.batch or time.monotonic() - self.last_flush > self.interval:
+        with self.lock:
+            # Strictly increasing timestamps keep the lines' order for readers sorting by time.
+            self.last_ts = max(int(time.time() * 1000), self.last_ts + 1)
+            self.pending.append({"timestamp": self.last_ts, "message": line or " "})
+            full = len(self.pending) >= self.batch
+        if full:
+            self.flush()
+        else:
+            self.tick()
+
+    def tick(self) -> None:
+        """Ship what waits once the interval has passed (called while the process runs)."""
+        if time.monotonic() - self.last_flush > self.interval:
             self.flush()
 
     def flush(self) -> None:
-        if self.pending:
-            self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
-                                     logEvents=self.pending)
-            self.pending = []
-        self.last_flush = time.monotonic()
+        with self.lock:
+            events, self.pending = self.pending, []
+            self.last_flush = time.monotonic()
+            if events:
+                self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
+                                         logEvents=events)

@@ -24,22 +24,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS = ROOT / "dags"
-if "airflow" not in sys.modules and "AIRFLOW_HOME" not in os.environ:
-    # keep Airflow's files out of ~/airflow
-    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="ghvault-airflow-")
-    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-
-from airflow.dag_processing.dagbag import DagBag  # noqa: E402
-from airflow.sdk.exceptions import AirflowFailException, ParamValidationError  # noqa: E402
-
 SETTINGS = {"bucket": "archives", "prefix": "github", "runner": "local",
             "owners": ["octocat", "octo-org"]}
 
 
+def dagbag():
+    """Parse the dags folder; Airflow is imported here, with its files kept out of ~/airflow."""
+    if "airflow" not in sys.modules and "AIRFLOW_HOME" not in os.environ:
+        os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="ghvault-airflow-")
+        atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(DAGS))
+
+
 @pytest.fixture(scope="module")
 def dag():
-    bag = DagBag(str(DAGS))
+    bag = dagbag()
     assert bag.import_errors == {}
     assert list(bag.dag_ids) == ["github_backup"]
     return bag.dags["github_backup"]  # get_dag() would ask the metadata DB
@@ -72,7 +74,7 @@ def test_parsing_is_fast(dag) -> None:
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        bag = DagBag(str(DAGS))
+        bag = dagbag()
         times.append(time.perf_counter() - start)
         assert bag.import_errors == {}
     assert statistics.median(times) < 1.0, times
@@ -168,6 +170,8 @@ def test_params_accept_a_valid_trigger_form(dag) -> None:
     {"runner": "kubernetes"},
 ])
 def test_params_reject_bad_values(dag, conf) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
     with pytest.raises(ParamValidationError):
         validate(dag, **conf)
 
@@ -222,6 +226,8 @@ def test_plan_owners_from_the_environment(dag, monkeypatch) -> None:
 
 
 def test_plan_fails_with_what_to_fix(dag, monkeypatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
     monkeypatch.delenv("GHVAULT_OWNERS", raising=False)
     with pytest.raises(AirflowFailException, match="No GitHub owners to back up"):
         plan(dag, {"bucket": "archives", "runner": "local"})

@@ -379,3 +379,39 @@ def test_run_without_logical_date_backs_up_the_month_of_run_after(
     assert run.record.logical_date is None
     assert_backed_up(deployment, run, deployment.owner, "2026-05", "backup.local")
     assert "for 2026-05 succeeded" in run.only_notification()["subject"]
+
+
+def test_fargate_emulator_runs_what_ecs_would_and_refuses_what_it_would_not(
+        deployment: Deployment, fargate: FargateEmulator) -> None:
+    ecs, logs = deployment.aws.client("ecs"), deployment.aws.client("logs")
+    network = {"awsvpcConfiguration": {"subnets": [deployment.subnet],
+                                       "securityGroups": [deployment.security_group]}}
+    broken = ecs.describe_task_definition(taskDefinition="ghvault")["taskDefinition"]
+    container = {**broken["containerDefinitions"][0],
+                 "secrets": [{"name": "GITHUB_TOKEN", "valueFrom": "/ghvault/no-such-token"}]}
+    ecs.register_task_definition(family="ghvault-no-secret", networkMode="awsvpc",
+                                 requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+                                 containerDefinitions=[container])
+
+    def run(definition: str, command: list[str]) -> dict:
+        arn = ecs.run_task(cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE",
+                           networkConfiguration=network, overrides={"containerOverrides": [
+                               {"name": "ghvault", "command": command}]})["tasks"][0]["taskArn"]
+        ecs.get_waiter("tasks_stopped").wait(cluster=CLUSTER, tasks=[arn],
+                                             WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        return ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
+
+    ok = run("ghvault", ["run", "--help"])
+    assert ok["stopCode"] == "EssentialContainerExited"
+    assert ok["containers"][0]["lastStatus"] == "STOPPED"
+    assert ok["containers"][0]["exitCode"] == 0
+    stream = fargate.runs[-1].log_stream
+    assert stream == f"ghvault/ghvault/{ok['taskArn'].rsplit('/', 1)[1]}"
+    events = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream)["events"]
+    assert any("exit codes" in e["message"] for e in events)
+    assert run("ghvault", ["run", "--owner", "x"])["containers"][0]["exitCode"] == 2
+
+    refused = run("ghvault-no-secret", ["run", "--help"])
+    assert refused["stopCode"] == "TaskFailedToStart"
+    assert "ParameterNotFound" in refused["stoppedReason"]
+    assert "exitCode" not in refused["containers"][0]
