@@ -47,7 +47,7 @@ SETTINGS = "{{ var.value.get('" + VARIABLE_NAME + "', '') }}"
 DOC = """
 # GitHub backup (ghvault)
 
-Once a month (03:00 UTC on the 1st) this DAG backs up every configured GitHub owner (user or
+Once a month (00:00 UTC on the 1st) this DAG backs up every configured GitHub owner (user or
 organisation: repositories with all refs, wikis, LFS objects, issues, pull requests, reviews,
 comments, releases and assets, gists, account data) into **one zip archive per owner and
 month** in S3, checks it, and reports on SNS:
@@ -73,7 +73,7 @@ the same time in a run (they share the token's GitHub rate limit).
 
 ## Which month
 
-A scheduled run covers its data interval: the run at 03:00 on 1 November backs up
+A scheduled run covers its data interval: the run at 00:00 on 1 November backs up
 **October** (`data_interval_start` 2026-10-01). Catchup is on, so months missed while the
 DAG was paused or down are run when it comes back (two at a time). A run with a logical date
 covers the last complete month before that date; a run without a logical date (the default
@@ -103,9 +103,10 @@ the one at its key; a running scheduler executes the runs of an unpaused DAG):
     airflow backfill create --dag-id github_backup \\
       --from-date 2026-04-01 --to-date 2026-06-30 --reprocess-behavior completed
 
-One month without a scheduler (the logical date is the end of the month to back up):
+One month without a scheduler (the date is the end of the month to back up: this backs up
+June):
 
-    airflow dags test github_backup 2026-07-01T03:00:00+00:00
+    airflow dags test github_backup 2026-07-01
 
 ## Settings (Variable `ghvault_settings`, JSON)
 
@@ -131,7 +132,7 @@ def _notify_failure(context) -> None:
     dag_id="github_backup",
     description="Monthly backup of GitHub owners into S3 Glacier, checked and reported on SNS",
     doc_md=DOC,
-    schedule=CronDataIntervalTimetable("0 3 1 * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=True,
     max_active_runs=2,

@@ -132,17 +132,20 @@ def test_monthly_schedule_with_month_long_intervals(dag) -> None:
     first = timetable.next_dagrun_info(
         last_automated_data_interval=None,
         restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True))
-    assert first.data_interval == DataInterval(datetime(2026, 1, 1, 3, tzinfo=UTC),
-                                               datetime(2026, 2, 1, 3, tzinfo=UTC))
-    assert first.run_after == datetime(2026, 2, 1, 3, tzinfo=UTC)
+    assert first.data_interval == DataInterval(datetime(2026, 1, 1, tzinfo=UTC),
+                                               datetime(2026, 2, 1, tzinfo=UTC))
+    assert first.run_after == datetime(2026, 2, 1, tzinfo=UTC)
     # the run after January covers February, and so on, month by month
     second = timetable.next_dagrun_info(last_automated_data_interval=first.data_interval,
                                         restriction=TimeRestriction(dag.start_date, None, True))
-    assert second.data_interval.start == datetime(2026, 2, 1, 3, tzinfo=UTC)
-    # a manual run at the end of October covers October (what `dags test` relies on)
-    manual = timetable.infer_manual_data_interval(run_after=datetime(2026, 11, 1, 3,
-                                                                     tzinfo=UTC))
-    assert manual.start == datetime(2026, 10, 1, 3, tzinfo=UTC)
+    assert second.data_interval.start == datetime(2026, 2, 1, tzinfo=UTC)
+    # `airflow dags test github_backup 2026-11-01` (and any time later that day, or later in
+    # November) covers October: the last complete month before the date given
+    for run_after in (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 3, tzinfo=UTC),
+                      datetime(2026, 11, 30, 23, tzinfo=UTC)):
+        manual = timetable.infer_manual_data_interval(run_after=run_after)
+        assert manual == DataInterval(datetime(2026, 10, 1, tzinfo=UTC),
+                                      datetime(2026, 11, 1, tzinfo=UTC)), run_after
 
 
 def validate(dag, **conf) -> dict:

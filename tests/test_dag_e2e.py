@@ -348,7 +348,7 @@ def test_backfill_three_months_then_rerun_replaces(deployment: Deployment) -> No
     for month in months:
         run = deployment.run(month=month, log_name=f"backfill-{month}")
         assert run.state == "success", run.log[-3000:]
-        assert run.record.interval_start.startswith(f"{month}-01 03:00:00")
+        assert run.record.interval_start.startswith(f"{month}-01 00:00:00")
         assert_backed_up(deployment, run, deployment.owner, month, "backup.local")
         previous = run.record.result("backup.glacier", 0)["previous"]
         assert previous["exists"] == (month != months[0])
@@ -358,7 +358,7 @@ def test_backfill_three_months_then_rerun_replaces(deployment: Deployment) -> No
     dry = airflow(env, "backfill", "create", "--dag-id", DAG_ID, "--from-date", "2026-06-01",
                   "--to-date", "2026-08-31", "--reprocess-behavior", "completed",
                   "--dry-run").stdout
-    assert re.findall(r"\| (\S+ \S+) +\|", dry) == [f"{m}-01 03:00:00+00:00" for m in months]
+    assert re.findall(r"\| (\S+ \S+) +\|", dry) == [f"{m}-01 00:00:00+00:00" for m in months]
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"github/{deployment.owner}/2026/0")
     keys = {o["Key"] for o in listed["Contents"] if o["Key"].endswith(".zip")}
     assert {key_of(deployment.owner, m) for m in months} <= keys

@@ -1,0 +1,195 @@
+"""How Airflow talks to the ghvault engine: its arguments, exit codes and summary line.
+
+Shared by both runners (`operators.backup`, `operators.local`): the contract (settings,
+month and key in, the same XCom out), the command line they start the engine with
+(no secrets: the token reaches the engine through its environment only), the exception each
+documented exit code becomes, and the one-line JSON summary the engine prints last.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from operators.settings import (
+    VARIABLE_NAME,
+    DeploymentSettings,
+    SettingsError,
+    archive_key,
+    check_month,
+    check_owner,
+    load_settings,
+    manifest_key,
+    run_month,
+)
+
+TOKEN_SCOPES = ("classic token scopes repo, read:org, read:user, gist; fine-grained: read access "
+                "to contents, issues, pull requests and metadata")
+
+
+class BackupFailed(AirflowException):
+    """The backup did not produce its archive (engine exit 1 or an unexpected exit code)."""
+
+    exit_code: int | None = None
+
+
+class EngineConfigError(BackupFailed, AirflowFailException):
+    """Arguments or configuration rejected (exit 2, or settings refused before starting)."""
+
+
+class EngineAuthError(BackupFailed, AirflowFailException):
+    """GitHub rejected the token (exit 3)."""
+
+
+class OwnerNotFound(BackupFailed, AirflowFailException):
+    """The owner does not exist or the token cannot see it (exit 4)."""
+
+
+class DestinationFailed(BackupFailed):
+    """The archive could not be written to S3 (exit 5)."""
+
+
+class GitHubUnavailable(BackupFailed):
+    """GitHub stayed unavailable after the engine's retries (exit 6)."""
+
+
+EXIT_CODES: dict[int, type[BackupFailed]] = {
+    1: BackupFailed, 2: EngineConfigError, 3: EngineAuthError, 4: OwnerNotFound,
+    5: DestinationFailed, 6: GitHubUnavailable,
+}
+
+
+def engine_error(code: int, *, owner: str, month: str, settings: DeploymentSettings, key: str,
+                 token_source: str, where: str, log_lines: Sequence[str] = ()) -> BackupFailed:
+    """The exception for the engine's exit ``code``, with a message that says what to do."""
+    dest = f"s3://{settings.bucket}/{key}"
+    reasons = {
+        1: f"ghvault failed with an internal error backing up {owner} for {month} (exit 1): "
+           "the log lines below say where; rerun the task, and report it if it repeats",
+        2: f"ghvault rejected its arguments or configuration backing up {owner} for {month} "
+           f"(exit 2): fix the DAG params (kinds, repository patterns) or the {VARIABLE_NAME} "
+           "Variable as the log lines below say",
+        3: f"GitHub rejected the token while backing up {owner} (exit 3: missing, invalid, "
+           f"expired or lacking scopes): update the SSM parameter {token_source} with a token "
+           f"that can read {owner} ({TOKEN_SCOPES})",
+        4: f"GitHub owner {owner!r} does not exist or is not visible to the token (exit 4): fix "
+           f"the owner in the DAG's owners, or give the token in the SSM parameter {token_source} "
+           "access to it",
+        5: f"ghvault could not write {dest} (exit 5): check that bucket {settings.bucket} exists"
+           f" and that {where} may s3:PutObject, s3:GetObject and s3:AbortMultipartUpload there,"
+           " and that the scratch disk is large enough",
+        6: f"GitHub stayed unavailable while backing up {owner} after the engine's retries "
+           "(exit 6: server errors, rate limit or network): Airflow retries the task; if it "
+           "keeps failing check https://www.githubstatus.com and the token's rate limit",
+    }
+    signals = {137: "killed with SIGKILL, usually out of memory: raise the task's memory",
+               143: "terminated with SIGTERM: it was stopped (by ECS, Spot or Airflow)"}
+    if code in reasons:
+        message = reasons[code]
+    elif code < 0:
+        message = f"ghvault was killed by signal {-code} while backing up {owner} for {month}"
+    else:
+        hint = signals.get(code, "not one of the engine's documented exit codes")
+        message = f"ghvault ended with exit code {code} backing up {owner} for {month} ({hint})"
+    if log_lines:
+        message += ".\nLast log lines:\n" + "\n".join(log_lines)
+    else:
+        message += "."
+    error = EXIT_CODES.get(code, BackupFailed)(message)
+    error.exit_code = code
+    return error
+
+
+def _as_list(value: Any) -> list[str] | None:
+    """A list from a list, rendered list text, or comma-separated text; None for all/unset."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("", "None", "null", "all", "[]"):
+            return None
+        if text.startswith("["):
+            try:
+                value = ast.literal_eval(text)  # rendered Python list, or JSON of strings
+            except (ValueError, SyntaxError):
+                value = text.strip("[]").replace('"', "").replace("'", "").split(",")
+        else:
+            value = text.split(",")
+    if not value:
+        return None
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _as_pattern(value: Any) -> str | None:
+    """One regex from a regex or a list of them."""
+    if isinstance(value, str) and not value.strip().startswith("["):
+        text = value.strip()
+        return None if text in ("", "None", "null") else text
+    patterns = _as_list(value)
+    if not patterns:
+        return None
+    return patterns[0] if len(patterns) == 1 else "|".join(f"(?:{p})" for p in patterns)
+
+
+def engine_arguments(settings: DeploymentSettings, *, owner: str, month: str, key: str,
+                     kinds: Any = None, repos: Any = None, exclude_repos: Any = None) -> list[str]:
+    """``ghvault`` arguments (after the executable / container ENTRYPOINT). No secrets."""
+    args = ["run", "--owner", owner, "--month", month, "--dest", f"s3://{settings.bucket}/{key}",
+            "--api-url", settings.github_api_url]
+    if settings.state_url:
+        args += ["--state", settings.state_url]
+    if kind_list := _as_list(kinds):
+        args += ["--include", ",".join(kind_list)]
+    if pattern := _as_pattern(repos):
+        args += ["--repos", pattern]
+    if pattern := _as_pattern(exclude_repos):
+        args += ["--exclude-repos", pattern]
+    return args
+
+
+def parse_summary(lines: Sequence[str]) -> dict | None:
+    """The engine's summary: the last line that is a JSON object (normally the very last)."""
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("{"):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict):
+                return parsed
+    return None
+
+
+class BackupContract:
+    """What both runners share: settings, month, key, and the returned XCom."""
+
+    backup_fields: Sequence[str] = ("github_owner", "settings", "month", "kinds", "repos",
+                                    "exclude_repos")
+
+    github_owner: str
+    settings: dict | str | None
+    month: str | None
+
+    def _resolve(self, context) -> tuple[DeploymentSettings, str, str]:
+        """(settings, month, key) for this run; EngineConfigError when any is unusable."""
+        value = self.settings
+        if value is None:
+            from airflow.sdk import Variable
+
+            value = Variable.get(VARIABLE_NAME, default=None)
+        try:
+            settings = load_settings(value)
+            month = self.month if self.month not in (None, "", "None") else run_month(context)
+            check_month(month)
+            check_owner(self.github_owner)
+            return settings, month, archive_key(settings.prefix, self.github_owner, month)
+        except (SettingsError, ValueError) as err:
+            raise EngineConfigError(str(err)) from err
+
+    def _result(self, settings: DeploymentSettings, month: str, key: str,
+                summary: dict | None) -> dict[str, Any]:
+        return {"owner": self.github_owner, "month": month, "bucket": settings.bucket,
+                "key": key, "manifest_key": manifest_key(key), "summary": summary}
