@@ -22,7 +22,12 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
-from operators.backup import GithubBackupOperator, LocalBackupOperator
+from operators.backup import (
+    GithubBackupOperator,
+    GithubVerifyOperator,
+    LocalBackupOperator,
+    LocalVerifyOperator,
+)
 from operators.notify import notify_failure, notify_success
 from operators.sensors import BackupArchiveSensor, GlacierTransitionSensor
 from operators.settings import (
@@ -166,6 +171,11 @@ def _notify_failure(context) -> None:
         "exclude_repos": Param(
             None, type=["null", "string"], format="regex", title="Exclude repositories",
             description="Regular expression: leave out repositories whose name matches."),
+        "verify": Param(
+            None, type=["null", "boolean"], title="Verify the archives",
+            description="Run 'ghvault verify' on each new archive (every entry's SHA-256, "
+                        "every git bundle, every JSON file) after the sensors, with the same "
+                        "runner. Empty: the settings' 'verify'."),
         "runner": Param(
             "", type="string", enum=["", "ecs", "local"], title="Runner",
             values_display={"": "from the settings", "ecs": "ECS Fargate task",
@@ -183,6 +193,8 @@ def github_backup():
             runner = params.get("runner") or cfg.runner
             ti.xcom_push("settings", cfg.as_dict())
             ti.xcom_push("runner", runner)
+            verify = params.get("verify")
+            ti.xcom_push("verify", cfg.verify if verify is None else bool(verify))
             if runner == "ecs":
                 cfg.require_ecs()
         except SettingsError as err:  # a retry would not fix it
@@ -225,17 +237,21 @@ def github_backup():
                 for owner in owners]
 
     @task.branch
-    def runner(runner: str) -> str:
-        """Follow the backup task of the chosen runner (the other one is skipped)."""
-        return f"backup.{runner}"
+    def runner(runner: str, verify: bool) -> list[str]:
+        """Follow the chosen runner's backup (and verification) tasks; the others skip."""
+        return [f"backup.{runner}", *([f"backup.verify_{runner}"] if verify else [])]
 
-    @task(trigger_rule=TriggerRule.ALL_SUCCESS)
+    # every backup, sensor and chosen verification succeeded; the other runner's tasks skipped
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def notify(runner: str, month: str, settings: dict, **context) -> str | None:
         """One SNS message summarising every owner's backup."""
         return notify_success(context, backup_task_id=f"backup.{runner}",
-                              glacier_task_id="backup.glacier", month=month, settings=settings)
+                              glacier_task_id="backup.glacier", month=month, settings=settings,
+                              verify_task_id=f"backup.verify_{runner}")
 
     planned = plan(SETTINGS)
+    choice = runner(planned["runner"], planned["verify"])
+    done = notify(planned["runner"], planned["month"], planned["settings"])
 
     @task_group(group_id="backup")
     def backup(owner: str, key: str, previous_key: str):
@@ -257,11 +273,15 @@ def github_backup():
             task_id="glacier", **s3, previous_key=previous_key, prefix=planned["prefix"],
             storage_class=planned["storage_class"], transition_days=planned["transition_days"],
             retention_days=planned["retention_days"])
-        [ecs, local] >> archive >> glacier
+        checks = {**engine, "retries": 1, "execution_timeout": timedelta(hours=4)}
+        verify_ecs = GithubVerifyOperator(task_id="verify_ecs", **checks)
+        verify_local = LocalVerifyOperator(task_id="verify_local", **checks)
+        # the runner's branch picks one backup task and, when asked, its verification task
+        choice >> [ecs, local, verify_ecs, verify_local]
+        [ecs, local] >> archive >> glacier >> [verify_ecs, verify_local]
+        [glacier, verify_ecs, verify_local] >> done
 
-    backups = backup.expand_kwargs(planned)
-    runner(planned["runner"]) >> backups
-    backups >> notify(planned["runner"], planned["month"], planned["settings"])
+    backup.expand_kwargs(planned)
 
 
 github_backup()

@@ -30,11 +30,13 @@ from operators.engine import (  # noqa: F401  (the exceptions are this module's 
     EngineConfigError,
     GitHubUnavailable,
     OwnerNotFound,
+    VerificationFailed,
+    VerifyContract,
     engine_arguments,
     engine_error,
     parse_summary,
 )
-from operators.local import LocalBackupOperator
+from operators.local import LocalBackupOperator, LocalVerifyOperator
 from operators.settings import DeploymentSettings, SettingsError
 
 SIX_HOURS_OF_15S = 4 * 60 * 6
@@ -116,9 +118,7 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                     {"capacityProvider": settings.capacity_provider, "weight": 1}]
             else:
                 self.launch_type = "FARGATE"
-        arguments = engine_arguments(settings, owner=self.github_owner, month=month, key=key,
-                                     kinds=self.kinds, repos=self.repos,
-                                     exclude_repos=self.exclude_repos)
+        arguments = self.engine_argv(settings, month, key)
         self.overrides = self.overrides_for(settings, arguments, self.overrides)
         self._token_source = self._token_source or settings.token_parameter
         return settings, month, key
@@ -193,7 +193,7 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
     def execute(self, context):
         settings, month, key = self._run_state = self.prepare(context)
         self.check_task_definition()
-        self.log.info("Backing up %s for %s to s3://%s/%s", self.github_owner, month,
+        self.log.info("%s %s for %s, s3://%s/%s", self.doing, self.github_owner, month,
                       settings.bucket, key)
         super().execute(context)  # defers in deferrable mode: execute_complete resumes
         return self._result(settings, month, key, self.read_summary())
@@ -237,10 +237,10 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                     continue
                 if container.get("lastStatus") != "STOPPED" or not container.get("exitCode"):
                     continue  # not the engine's own failure: the provider's message stands
-                return engine_error(
-                    container["exitCode"], owner=self.github_owner, month=month,
-                    settings=settings, key=key, token_source=self._token_source or "",
-                    where="the task role", log_lines=self._last_log_lines())
+                return self.engine_failure(
+                    container["exitCode"], settings=settings, month=month, key=key,
+                    token_source=self._token_source or "", where="the task role",
+                    log_lines=self._last_log_lines())
         return None
 
     @cached_property
@@ -264,11 +264,21 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
         return parse_summary(self._last_log_lines(limit=10))
 
 
-def backup_operator_class(runner: str) -> type[BaseOperator]:
-    """The operator class for a runner: "ecs" or "local"."""
-    classes = {"ecs": GithubBackupOperator, "local": LocalBackupOperator}
+class GithubVerifyOperator(VerifyContract, GithubBackupOperator):
+    """Run ``ghvault verify s3://BUCKET/KEY`` on the month's archive as an ECS task of the
+    same task definition (the optional verification step of the ecs runner). Same arguments
+    as :class:`GithubBackupOperator`; the container's token secret is not used."""
+
+    ui_color = "#e1d5e7"
+
+
+def backup_operator_class(runner: str, *, verify: bool = False) -> type[BaseOperator]:
+    """The operator class for a runner, "ecs" or "local": the backup, or with ``verify`` the
+    verification step."""
+    classes = {("ecs", False): GithubBackupOperator, ("local", False): LocalBackupOperator,
+               ("ecs", True): GithubVerifyOperator, ("local", True): LocalVerifyOperator}
     try:
-        return classes[runner]
+        return classes[runner, verify]
     except KeyError:
         raise ValueError(f"runner {runner!r} is not 'ecs' or 'local': fix the runner param "
                          "or the settings' 'runner'.") from None

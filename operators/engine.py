@@ -193,3 +193,74 @@ class BackupContract:
                 summary: dict | None) -> dict[str, Any]:
         return {"owner": self.github_owner, "month": month, "bucket": settings.bucket,
                 "key": key, "manifest_key": manifest_key(key), "summary": summary}
+
+    # What the runners run and how they read a failure; the verification step overrides these.
+    doing = "Backing up"
+    needs_token = True  # the local runner reads the GitHub token from SSM only when True
+
+    def engine_argv(self, settings: DeploymentSettings, month: str, key: str) -> list[str]:
+        return engine_arguments(settings, owner=self.github_owner, month=month, key=key,
+                                kinds=self.kinds, repos=self.repos,
+                                exclude_repos=self.exclude_repos)
+
+    def engine_failure(self, code: int, *, settings: DeploymentSettings, month: str, key: str,
+                       token_source: str, where: str,
+                       log_lines: Sequence[str] = ()) -> BackupFailed:
+        return engine_error(code, owner=self.github_owner, month=month, settings=settings,
+                            key=key, token_source=token_source, where=where,
+                            log_lines=log_lines)
+
+
+class VerificationFailed(BackupFailed, AirflowFailException):
+    """`ghvault verify` found the archive damaged or incomplete (a rerun of it will not help)."""
+
+
+def verify_error(code: int, *, owner: str, month: str, settings: DeploymentSettings, key: str,
+                 where: str, log_lines: Sequence[str] = ()) -> BackupFailed:
+    """The exception for a non-zero exit of ``ghvault verify`` on the month's archive."""
+    url = f"s3://{settings.bucket}/{key}"
+    if code == 2:
+        error: BackupFailed = EngineConfigError(
+            f"ghvault verify rejected its arguments for {url} (exit 2): the engine image is "
+            "older than the operators; deploy matching versions")
+    elif code == 5:
+        error = DestinationFailed(
+            f"ghvault verify could not read {url} (exit 5): check that {where} may "
+            "s3:GetObject it and its manifest")
+    elif code == 7:
+        error = VerificationFailed(
+            f"{url} is already in a cold storage class and cannot be verified without a "
+            "restore (exit 7): verify right after the backup, before the transition")
+    else:
+        error = VerificationFailed(
+            f"ghvault verify found problems in the archive of {owner} for {month}, {url} "
+            f"(exit {code}): the lines below name each damaged entry; run the backup for "
+            f"{month} again")
+    if log_lines:
+        error.args = (f"{error.args[0]}.\nLast log lines:\n" + "\n".join(log_lines),)
+    else:
+        error.args = (f"{error.args[0]}.",)
+    error.exit_code = code
+    return error
+
+
+class VerifyContract(BackupContract):
+    """The optional verification step: ``ghvault verify s3://BUCKET/KEY`` on the month's
+    archive, run by the same runner as the backup (on ECS it costs the Airflow workers no
+    memory). Needs no GitHub token. Returns the backup's XCom shape plus ``verified``."""
+
+    doing = "Verifying the archive of"
+    needs_token = False
+
+    def engine_argv(self, settings: DeploymentSettings, month: str, key: str) -> list[str]:
+        return ["verify", f"s3://{settings.bucket}/{key}"]
+
+    def engine_failure(self, code: int, *, settings: DeploymentSettings, month: str, key: str,
+                       token_source: str, where: str,
+                       log_lines: Sequence[str] = ()) -> BackupFailed:
+        return verify_error(code, owner=self.github_owner, month=month, settings=settings,
+                            key=key, where=where, log_lines=log_lines)
+
+    def _result(self, settings: DeploymentSettings, month: str, key: str,
+                summary: dict | None) -> dict[str, Any]:
+        return {**super()._result(settings, month, key, summary), "verified": True}

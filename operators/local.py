@@ -29,8 +29,7 @@ from operators.engine import (
     BackupContract,
     EngineAuthError,
     EngineConfigError,
-    engine_arguments,
-    engine_error,
+    VerifyContract,
     parse_summary,
 )
 from operators.settings import DeploymentSettings
@@ -73,20 +72,19 @@ class LocalBackupOperator(BackupContract, BaseOperator):
 
     def execute(self, context):
         settings, month, key = self._resolve(context)
-        token = self.read_token(settings)
-        env = {**os.environ, **self.aws_environment(settings), **settings.engine_env,
-               "GITHUB_TOKEN": token}
-        argv = self._command() + engine_arguments(
-            settings, owner=self.github_owner, month=month, key=key, kinds=self.kinds,
-            repos=self.repos, exclude_repos=self.exclude_repos)
-        self.log.info("Backing up %s for %s to s3://%s/%s: %s", self.github_owner, month,
+        env = {**os.environ, **self.aws_environment(settings), **settings.engine_env}
+        token = None
+        if self.needs_token:
+            env["GITHUB_TOKEN"] = token = self.read_token(settings)
+        argv = self._command() + self.engine_argv(settings, month, key)
+        self.log.info("%s %s for %s, s3://%s/%s: %s", self.doing, self.github_owner, month,
                       settings.bucket, key, " ".join(argv))
         code, stdout, stderr = self._run(argv, env, token)
         if code != 0:
-            raise engine_error(code, owner=self.github_owner, month=month, settings=settings,
-                               key=key, token_source=settings.token_parameter,
-                               where="the worker's AWS credentials",
-                               log_lines=list(stderr)[-20:])
+            raise self.engine_failure(code, settings=settings, month=month, key=key,
+                                      token_source=settings.token_parameter,
+                                      where="the worker's AWS credentials",
+                                      log_lines=list(stderr)[-20:])
         return self._result(settings, month, key, parse_summary(stdout))
 
     def read_token(self, settings: DeploymentSettings) -> str:
@@ -142,13 +140,14 @@ class LocalBackupOperator(BackupContract, BaseOperator):
             return [found]
         return [sys.executable, "-c", "import sys; from ghvault.cli import main; sys.exit(main())"]
 
-    def _run(self, argv: list[str], env: dict[str, str], token: str):
+    def _run(self, argv: list[str], env: dict[str, str], token: str | None):
         """Run the engine; stream stderr into the task log; return (code, stdout, stderr tail)."""
         stdout: deque[str] = deque(maxlen=200)
         stderr: deque[str] = deque(maxlen=200)
 
         def clean(line: str) -> str:
-            return line.rstrip("\n").replace(token, "***")
+            line = line.rstrip("\n")
+            return line.replace(token, "***") if token else line
 
         def pump_stderr(stream) -> None:
             for line in stream:
@@ -206,3 +205,10 @@ def _no_wire_logging():
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+class LocalVerifyOperator(VerifyContract, LocalBackupOperator):
+    """Run ``ghvault verify`` on the month's archive on the worker (the optional verification
+    step of the local runner). Same arguments as :class:`LocalBackupOperator`; no token."""
+
+    ui_color = "#e1d5e7"

@@ -109,12 +109,14 @@ def _owner_lines(result: Mapping[str, Any]) -> list[str]:
 def success_message(month: str, results: Sequence[Mapping[str, Any]], *,
                     dag_id: str | None = None, run_id: str | None = None,
                     glacier: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+                    verified: Sequence[Mapping[str, Any]] | None = None,
                     ) -> tuple[str, str]:
     """Subject and plain-text body summarising every owner's backup for `month`.
 
     `results` are the backup task's return values (`{"owner", "month", "bucket", "key",
     "manifest_key", "summary"}`, summary being the engine's JSON summary line or None);
-    `glacier` optionally the GlacierTransitionSensor's XCom value(s)."""
+    `glacier` optionally the GlacierTransitionSensor's XCom value(s); `verified` the
+    verification step's return values, when it ran."""
     results = [r for r in results if r]
     owners = [str(r.get("owner") or (r.get("summary") or {}).get("owner") or "?")
               for r in results]
@@ -138,7 +140,18 @@ def success_message(month: str, results: Sequence[Mapping[str, Any]], *,
         lines += ["", "Cold storage"]
         for check in [glacier] if isinstance(glacier, Mapping) else glacier:
             lines.append(_glacier_line(check))
+    if verified:
+        lines += ["", "Verified (ghvault verify)"]
+        lines += [_verified_line(check) for check in verified]
     return subject, _fit("\n".join(lines) + "\n")
+
+
+def _verified_line(check: Mapping[str, Any]) -> str:
+    summary = check.get("summary") or {}
+    facts = [f"{summary[name]} {name.replace('_', ' ')}" for name in
+             ("entries", "bundles", "problems") if summary.get(name) is not None]
+    return (f"  {check.get('owner')}: s3://{check.get('bucket')}/{check.get('key')} is intact"
+            + (f" ({', '.join(facts)})" if facts else ""))
 
 
 def _glacier_line(check: Mapping[str, Any]) -> str:
@@ -289,18 +302,21 @@ def _send(subject: str, message: str, attributes: Mapping[str, str], target_arn:
 def notify_success(context: Mapping[str, Any], *, target_arn: str | None = None,
                    settings: Any = None, aws_conn_id: str | None = None,
                    region_name: str | None = None, backup_task_id: str = BACKUP_TASK_ID,
-                   glacier_task_id: str | None = None, month: str | None = None) -> str | None:
+                   glacier_task_id: str | None = None, month: str | None = None,
+                   verify_task_id: str | None = None) -> str | None:
     """Publish the run's success summary (one message for every owner). Usable as a task's
     callable or as `on_success_callback`; returns the SNS message id (None without topic)."""
     month = month or _month(context) or "unknown month"
     glacier = None
     if glacier_task_id:
         glacier = _as_list(context["ti"].xcom_pull(task_ids=glacier_task_id))
+    verified = backup_results(context, verify_task_id) if verify_task_id else None
     dag_run = context.get("dag_run")
     subject, message = success_message(month, backup_results(context, backup_task_id),
                                        dag_id=_dag_id(context),
                                        run_id=getattr(dag_run, "run_id", None)
-                                       or context.get("run_id"), glacier=glacier)
+                                       or context.get("run_id"), glacier=glacier,
+                                       verified=verified)
     attributes = {"status": "success", "month": month, "dag_id": _dag_id(context)}
     return _send(subject, message, attributes, target_arn, settings, aws_conn_id, region_name)
 

@@ -66,6 +66,8 @@ class DeploymentSettings:
     transition_days, retention_days
                            what the bucket's lifecycle rule must do with the archives
     engine_env             extra non-secret environment for the engine
+    verify                 run `ghvault verify` on each new archive after the sensors (same
+                           runner as the backup), while it is still in S3 Standard
     owners                 logins the DAG backs up when a run's params name none
     """
 
@@ -91,6 +93,7 @@ class DeploymentSettings:
     transition_days: int = 1
     retention_days: int = 365
     engine_env: dict[str, str] = field(default_factory=dict)
+    verify: bool = False
     owners: list[str] = field(default_factory=list)
 
     @classmethod

@@ -82,20 +82,28 @@ def test_parsing_is_fast(dag) -> None:
 
 def test_tasks_and_their_wiring(dag) -> None:
     assert set(dag.task_ids) == {"plan", "runner", "backup.ecs", "backup.local",
-                                 "backup.archive", "backup.glacier", "notify"}
+                                 "backup.archive", "backup.glacier", "backup.verify_ecs",
+                                 "backup.verify_local", "notify"}
     up = {t: set(dag.get_task(t).upstream_task_ids) for t in dag.task_ids}
     assert up["runner"] == {"plan"}
     assert up["backup.ecs"] == up["backup.local"] == {"plan", "runner"}
     assert up["backup.archive"] == {"plan", "backup.ecs", "backup.local"}
     assert up["backup.glacier"] == {"plan", "backup.archive"}
-    assert up["notify"] == {"plan", "backup.glacier"}
+    assert up["backup.verify_ecs"] == up["backup.verify_local"] == {
+        "plan", "runner", "backup.glacier"}
+    assert up["notify"] == {"plan", "backup.glacier", "backup.verify_ecs",
+                            "backup.verify_local"}
     types = {t: type(dag.get_task(t)).__name__ for t in dag.task_ids}
     assert types["backup.ecs"] == "GithubBackupOperator"
     assert types["backup.local"] == "LocalBackupOperator"
     assert types["backup.archive"] == "BackupArchiveSensor"
     assert types["backup.glacier"] == "GlacierTransitionSensor"
-    # whichever runner was skipped, the archive check runs after the other one
+    assert types["backup.verify_ecs"] == "GithubVerifyOperator"
+    assert types["backup.verify_local"] == "LocalVerifyOperator"
+    # whichever runner was skipped, the archive check runs after the other one; notify runs
+    # when nothing failed, whether or not the verification step was asked for
     assert dag.get_task("backup.archive").trigger_rule == "none_failed_min_one_success"
+    assert dag.get_task("notify").trigger_rule == "none_failed_min_one_success"
 
 
 def test_one_mapped_branch_per_owner(dag) -> None:
@@ -104,7 +112,8 @@ def test_one_mapped_branch_per_owner(dag) -> None:
     group = dag.task_group_dict["backup"]
     assert isinstance(group, MappedTaskGroup)
     assert {t.task_id for t in group} == {"backup.ecs", "backup.local", "backup.archive",
-                                          "backup.glacier"}
+                                          "backup.glacier", "backup.verify_ecs",
+                                          "backup.verify_local"}
     # expanded over what plan returns: one {"owner", "key", "previous_key"} per owner
     assert [op.task_id for op in group.iter_mapped_dependencies()] == ["plan"]
 
@@ -156,7 +165,7 @@ def validate(dag, **conf) -> dict:
 
 def test_params_accept_a_valid_trigger_form(dag) -> None:
     assert validate(dag) == {"owners": None, "include": None, "exclude": None, "repos": None,
-                             "exclude_repos": None, "runner": ""}
+                             "exclude_repos": None, "verify": None, "runner": ""}
     assert validate(dag, owners=["octocat", "my-org"], include=["git", "issues"],
                     exclude=["lfs"], repos="^api-", exclude_repos="-archive$",
                     runner="ecs")["owners"] == ["octocat", "my-org"]
@@ -220,6 +229,18 @@ def test_plan_params_win_over_settings(dag, monkeypatch) -> None:
     assert [o["owner"] for o in owners] == ["solo"]
     assert owners[0]["key"] == "backups/solo/2026/10/solo-2026-10.zip"
     assert pushed["kinds"] == ["git", "issues"] and pushed["repos"] == "^api-"
+
+
+def test_verification_step_from_settings_or_params(dag) -> None:
+    branch = dag.get_task("runner").python_callable
+    _, pushed = plan(dag, SETTINGS)
+    assert pushed["verify"] is False
+    assert branch(pushed["runner"], pushed["verify"]) == ["backup.local"]
+    _, pushed = plan(dag, {**SETTINGS, "verify": True})
+    assert branch(pushed["runner"], pushed["verify"]) == ["backup.local", "backup.verify_local"]
+    _, pushed = plan(dag, {**SETTINGS, "verify": True}, verify=False)  # the param wins
+    assert pushed["verify"] is False
+    assert branch("ecs", True) == ["backup.ecs", "backup.verify_ecs"]
 
 
 def test_plan_owners_from_the_environment(dag, monkeypatch) -> None:
