@@ -68,7 +68,9 @@ month** in S3, checks it, and reports on SNS:
    **archive** checks that both exist and agree (size, SHA-256 checksum/ETag);
    **glacier** checks that an enabled lifecycle rule moves this archive to the cold storage
    class in time and keeps it for the retention, and reports whether last month's archive
-   has gone cold.
+   has gone cold; **verify_ecs** / **verify_local** (when the `verify` setting or param asks
+   for it) run `ghvault verify` on the new archive with the same runner: every entry's
+   SHA-256, every git bundle, every JSON file.
 4. **notify** publishes one SNS message with every owner's summary. Any failed task
    publishes a failure message naming the owner, the step and the reason.
 
@@ -99,6 +101,7 @@ Trigger the DAG from the UI (the form validates every field) or from the CLI:
 | `repos`         | regex: only repositories whose name matches                      |
 | `exclude_repos` | regex: leave out repositories whose name matches                 |
 | `runner`        | `ecs`, `local`, or empty for the settings' `runner`              |
+| `verify`        | run `ghvault verify` on each new archive; empty: the settings'   |
 
 ## Backfill
 
@@ -119,7 +122,8 @@ June):
 ECS `cluster`, `task_definition`, `container_name`, `subnets`, `security_groups`,
 `assign_public_ip`, `capacity_provider` (`FARGATE_SPOT`), `log_group`, `log_stream_prefix`;
 `token_parameter` (SSM SecureString with the GitHub token), `github_api_url`, `state_url`,
-`sns_topic_arn`, `glacier_storage_class`, `transition_days`, `retention_days`, `engine_env`.
+`sns_topic_arn`, `glacier_storage_class`, `transition_days`, `retention_days`, `engine_env`,
+`verify`.
 Each can also come from an environment variable `GHVAULT_<KEY>` (e.g. `GHVAULT_BUCKET`),
 which wins over the Variable. See `operators/settings.py`.
 """
