@@ -197,6 +197,7 @@ class BackupContract:
     # What the runners run and how they read a failure; the verification step overrides these.
     doing = "Backing up"
     needs_token = True  # the local runner reads the GitHub token from SSM only when True
+    reports_on_stdout = False  # where the engine's lines explaining a failure go
 
     def engine_argv(self, settings: DeploymentSettings, month: str, key: str) -> list[str]:
         return engine_arguments(settings, owner=self.github_owner, month=month, key=key,
@@ -223,10 +224,10 @@ def verify_error(code: int, *, owner: str, month: str, settings: DeploymentSetti
         error: BackupFailed = EngineConfigError(
             f"ghvault verify rejected its arguments for {url} (exit 2): the engine image is "
             "older than the operators; deploy matching versions")
-    elif code == 5:
+    elif code == 9:
         error = DestinationFailed(
-            f"ghvault verify could not read {url} (exit 5): check that {where} may "
-            "s3:GetObject it and its manifest")
+            f"ghvault verify could not read {url} (exit 9: missing, access denied or not a "
+            f"zip): check that {where} may s3:GetObject it and its manifest")
     elif code == 7:
         error = VerificationFailed(
             f"{url} is already in a cold storage class and cannot be verified without a "
@@ -251,6 +252,7 @@ class VerifyContract(BackupContract):
 
     doing = "Verifying the archive of"
     needs_token = False
+    reports_on_stdout = True  # one line per problem, then the summary
 
     def engine_argv(self, settings: DeploymentSettings, month: str, key: str) -> list[str]:
         return ["verify", f"s3://{settings.bucket}/{key}"]

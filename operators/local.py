@@ -84,7 +84,8 @@ class LocalBackupOperator(BackupContract, BaseOperator):
             raise self.engine_failure(code, settings=settings, month=month, key=key,
                                       token_source=settings.token_parameter,
                                       where="the worker's AWS credentials",
-                                      log_lines=list(stderr)[-20:])
+                                      log_lines=(stdout if self.reports_on_stdout
+                                                 else stderr)[-20:])
         return self._result(settings, month, key, parse_summary(stdout))
 
     def read_token(self, settings: DeploymentSettings) -> str:

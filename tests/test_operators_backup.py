@@ -10,10 +10,13 @@ operator runs the real engine against the GitHub simulator, moto's S3 and moto's
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import re
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -32,8 +35,11 @@ from operators.backup import (
     EngineConfigError,
     GithubBackupOperator,
     GitHubUnavailable,
+    GithubVerifyOperator,
     LocalBackupOperator,
+    LocalVerifyOperator,
     OwnerNotFound,
+    VerificationFailed,
     backup_operator_class,
     engine_arguments,
 )
@@ -147,6 +153,8 @@ def test_ecs_settings_require_cluster_task_definition_and_subnets():
 def test_backup_operator_class():
     assert backup_operator_class("ecs") is GithubBackupOperator
     assert backup_operator_class("local") is LocalBackupOperator
+    assert backup_operator_class("ecs", verify=True) is GithubVerifyOperator
+    assert backup_operator_class("local", verify=True) is LocalVerifyOperator
     with pytest.raises(ValueError, match="runner"):
         backup_operator_class("k8s")
 
@@ -429,6 +437,34 @@ def test_ecs_deferrable_defers_then_completes_with_the_mapping(ecs):
     assert "bad credentials" in str(info.value)
 
 
+def test_ecs_verification_runs_ghvault_verify_on_the_months_archive(ecs):
+    key = "github/hubworks/2026/10/hubworks-2026-10.zip"
+    op = GithubVerifyOperator(task_id="verify", github_owner="hubworks", settings=ecs.settings,
+                              region_name=REGION, waiter_delay=0,
+                              awslogs_fetch_interval=pendulum.duration(seconds=0.2))
+    op.client.meta.events.register("after-call.ecs.RunTask", play_container(
+        ecs, 0, ["verifying", json.dumps({"ok": True, "entries": 12})]))
+    context = context_for(pendulum.datetime(2026, 10, 1, tz="UTC"))
+    result = op.execute(context)
+    assert result["verified"] is True and result["key"] == key
+    assert result["summary"] == {"ok": True, "entries": 12}
+    (task,) = ecs.client.describe_tasks(cluster=ecs.name,
+                                        tasks=[context["ti"].xcoms["ecs_task_arn"]])["tasks"]
+    assert task["overrides"]["containerOverrides"][0]["command"] == [
+        "verify", f"s3://ghvault-archives/{key}"]
+
+    op = GithubVerifyOperator(task_id="verify", github_owner="hubworks", settings=ecs.settings,
+                              region_name=REGION, waiter_delay=0,
+                              awslogs_fetch_interval=pendulum.duration(seconds=0.2))
+    op.client.meta.events.register("after-call.ecs.RunTask", play_container(
+        ecs, 1, ["BAD repos/api/git.bundle: sha256 differs from the manifest"]))
+    with pytest.raises(VerificationFailed, match="found problems in the archive of hubworks "
+                                                 "for 2026-10") as info:
+        op.execute(context_for(pendulum.datetime(2026, 10, 1, tz="UTC")))
+    assert "repos/api/git.bundle" in str(info.value)
+    assert isinstance(info.value, AirflowFailException)  # a retry would verify the same bytes
+
+
 def test_ecs_refuses_a_task_definition_with_a_plaintext_token_or_wrong_container(ecs):
     ecs.client.register_task_definition(
         family=ecs.name, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
@@ -509,3 +545,31 @@ def test_local_backup_bad_token_missing_parameter_and_unknown_owner(local, caplo
     assert info.value.exit_code == 4
     s3 = local.aws.client("s3")
     assert s3.list_objects_v2(Bucket=local.bucket).get("KeyCount", 0) == 0
+
+
+def test_local_verification_passes_a_good_archive_and_names_a_damaged_entry(local):
+    owner = local.sim.sim.world.owners["org"]
+    month = pendulum.datetime(2026, 8, 1, tz="UTC")
+    LocalBackupOperator(task_id="backup", github_owner=owner, settings=local.settings,
+                        kinds="git,issues,labels").execute(context_for(month))
+    verify = LocalVerifyOperator(task_id="verify", github_owner=owner, settings=local.settings)
+    result = verify.execute(context_for(month))
+    key = f"github/{owner}/2026/08/{owner}-2026-08.zip"
+    assert result["verified"] is True and result["key"] == key
+
+    # the same archive with one JSONL entry cut short, put back under the same key
+    s3 = local.aws.client("s3")
+    original = zipfile.ZipFile(io.BytesIO(s3.get_object(Bucket=local.bucket,
+                                                        Key=key)["Body"].read()))
+    damaged_name = next(n for n in original.namelist() if n.endswith(".jsonl")
+                        and original.getinfo(n).file_size > 40)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as copy:
+        for info in original.infolist():
+            data = original.read(info.filename)
+            copy.writestr(info, data[: len(data) // 2] if info.filename == damaged_name
+                          else data)
+    s3.put_object(Bucket=local.bucket, Key=key, Body=out.getvalue())
+    with pytest.raises(VerificationFailed, match=re.escape(damaged_name)):
+        LocalVerifyOperator(task_id="verify", github_owner=owner,
+                            settings=local.settings).execute(context_for(month))

@@ -8,8 +8,10 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from . import __version__
 from .collect import KINDS
@@ -100,7 +102,142 @@ def build_parser() -> argparse.ArgumentParser:
                           "rate limits, with exponential backoff (default 8: about 2 minutes)")
     run.add_argument("--workdir", help="scratch directory (default: the system temp dir)")
     run.add_argument("-v", "--verbose", action="store_true")
+    add_archive_commands(sub)
     return p
+
+
+ARCHIVE_EPILOG = """exit codes:
+  0  all is well
+  2  bad arguments
+  7  the archive is in Glacier and not restored yet: a restore was started; run the same
+     command again once it completes (the message says when), or add --wait
+  8  the archive is damaged or incomplete (one line per problem on stdout)
+  9  the archive cannot be read (missing, access denied, not a zip archive)
+  5  (restore) --to cannot be written or --push-to refused a push"""
+
+
+def add_archive_commands(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    where = "s3://bucket/key.zip, file:///path/x.zip or a path"
+    verify = sub.add_parser("verify", help="check an archive's entries, bundles and counts",
+                            epilog=ARCHIVE_EPILOG, formatter_class=fmt)
+    verify.add_argument("archive", help=where)
+    restore = sub.add_parser("restore", help="rebuild bare mirrors, LFS objects and metadata",
+                             epilog=ARCHIVE_EPILOG + "\n\nthe token for --push-to comes "
+                             "from GITHUB_TOKEN only, never from an argument.",
+                             formatter_class=fmt)
+    restore.add_argument("archive", help=where)
+    restore.add_argument("--to", required=True, help="an empty (or new) directory")
+    restore.add_argument("--repos", help="regex: only repositories whose name matches (their "
+                         "mirrors, wikis, LFS objects and metadata; no gists or account)")
+    restore.add_argument("--push-to", metavar="URL_TEMPLATE",
+                         help="push each repository's branches and tags (and LFS objects) "
+                              "to this URL, {repo} replaced by its name, e.g. "
+                              "https://github.com/neworg/{repo}.git")
+    for p in (verify, restore):
+        glacier = p.add_argument_group("archives in Glacier (S3 only)")
+        glacier.add_argument("--tier", choices=("Bulk", "Standard", "Expedited"),
+                             default="Bulk", help="restore tier (default Bulk, the cheapest)")
+        glacier.add_argument("--days", type=int, default=7,
+                             help="days the restored copy stays readable (default 7)")
+        glacier.add_argument("--wait", action="store_true",
+                             help="wait for the restore to complete instead of exiting 7")
+        glacier.add_argument("--poll", type=float, default=60.0,
+                             help="seconds between restore checks with --wait (default 60)")
+        p.add_argument("-v", "--verbose", action="store_true")
+    listing = sub.add_parser("list", help="the archives by owner and month, with gaps",
+                             epilog=ARCHIVE_EPILOG, formatter_class=fmt)
+    listing.add_argument("location", help="s3://bucket/prefix/ or a directory")
+    listing.add_argument("--owner", help="only this owner")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    listing.add_argument("-v", "--verbose", action="store_true")
+
+
+def open_ready(args: argparse.Namespace, argv: list[str]) -> Any:
+    """The archive, once it can be read (Glacier: restored, or a restore started)."""
+    from .source import open_source
+
+    if not 1 <= args.days <= 365:
+        raise ConfigError("--days must be between 1 and 365")
+    if args.poll <= 0:
+        raise ConfigError("--poll must be a positive number of seconds")
+    source = open_source(args.archive)
+    again = [a for a in argv if a != "--wait"]
+    source.ensure_readable(tier=args.tier, days=args.days, wait=args.wait, poll=args.poll,
+                           command="ghvault " + " ".join(shlex.quote(a) for a in again))
+    return source
+
+
+def verify_command(args: argparse.Namespace, argv: list[str]) -> int:
+    from .errors import ArchiveInvalid
+    from .verify import verify
+
+    report = verify(open_ready(args, argv))
+    for line in report.problems:
+        print(line)
+    print(report.summary(), flush=True)
+    if not report.ok:
+        raise ArchiveInvalid(f"{args.archive} failed verification with "
+                             f"{len(report.problems)} problem(s), listed above: back the "
+                             "month up again (or restore what is intact)")
+    return 0
+
+
+def restore_command(args: argparse.Namespace, argv: list[str]) -> int:
+    from pathlib import Path
+
+    from .errors import ArchiveInvalid, DestinationError
+    from .restore import Restore, RestoreOptions, check_template
+
+    try:
+        re.compile(args.repos or "")
+    except re.error as e:
+        raise ConfigError(f"--repos is not a valid regex ({e})") from None
+    if args.push_to:
+        check_template(args.push_to)
+    opts = RestoreOptions(to=Path(args.to), repos=args.repos, push_to=args.push_to)
+    summary = Restore(open_ready(args, argv), opts).run()
+    for line in summary["problems"] + summary["push_failures"]:
+        print(line)
+    print(json.dumps(summary | {"problems": len(summary["problems"]),
+                                "push_failures": len(summary["push_failures"])},
+                     separators=(",", ":"), sort_keys=True), flush=True)
+    if summary["problems"]:
+        raise ArchiveInvalid(f"{len(summary['problems'])} damaged or missing entries of "
+                             f"{args.archive} were left out of {args.to} (listed above): "
+                             "restore them from another month")
+    if summary["push_failures"]:
+        raise DestinationError(f"{len(summary['push_failures'])} repositories could not be "
+                               "pushed to --push-to (listed above): check the remote and "
+                               "the token, then run the restore again into a new --to")
+    return 0
+
+
+def list_command(args: argparse.Namespace, argv: list[str]) -> int:
+    from .catalog import catalog, render
+
+    result = catalog(args.location, args.owner)
+    print(json.dumps(result, indent=1) if args.json else render(result), flush=True)
+    return 0
+
+
+def s3_failures_named(command: Any) -> Any:
+    """S3 failures in the middle of a read (after the first HEAD succeeded) as one
+    sentence and exit code 9, not an internal error."""
+    def wrapped(args: argparse.Namespace, argv: list[str]) -> int:
+        try:
+            return command(args, argv)
+        except Exception as e:
+            if not type(e).__module__.startswith(("botocore", "boto3", "urllib3")):
+                raise
+            from .source import s3_error
+
+            raise s3_error(e, getattr(args, "archive", None) or args.location) from None
+    return wrapped
+
+
+ARCHIVE_COMMANDS = {name: s3_failures_named(command) for name, command in (
+    ("verify", verify_command), ("restore", restore_command), ("list", list_command))}
 
 
 def kinds_from(args: argparse.Namespace) -> frozenset[str]:
@@ -132,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run(args)
+        return ARCHIVE_COMMANDS[args.command](args, sys.argv[1:] if argv is None else argv)
     except GhvaultError as e:
         print(f"ghvault: error: {scrubber.scrub(str(e))}", file=sys.stderr)
         return e.exit_code

@@ -29,6 +29,18 @@ class GitHubUnavailable(GhvaultError):
     exit_code = 6  # GitHub kept failing after the bounded retries
 
 
+class ArchiveNotReady(GhvaultError):
+    exit_code = 7  # the archive is in Glacier: a restore was started, run again later
+
+
+class ArchiveInvalid(GhvaultError):
+    exit_code = 8  # verify (or restore) found the archive damaged or incomplete
+
+
+class ArchiveUnreadable(GhvaultError):
+    exit_code = 9  # the archive cannot be read (missing, access denied, not a zip)
+
+
 class NotFound(GhvaultError):
     """A resource answered 404 (a repository deleted during the run, say)."""
 
@@ -45,5 +57,12 @@ EXIT_CODES = {
     OwnerNotFound.exit_code: "the owner does not exist or is not visible to the token",
     DestinationError.exit_code: "the destination cannot be written (bucket, permissions, disk)",
     GitHubUnavailable.exit_code: "GitHub unavailable after retries (5xx, rate limits, network)",
+    ArchiveNotReady.exit_code: "verify/restore: the archive is in Glacier and not restored "
+                               "yet; a restore was started: run the same command again once "
+                               "it completes (or add --wait)",
+    ArchiveInvalid.exit_code: "verify/restore: the archive is damaged or incomplete (the "
+                              "problems are listed, one per line)",
+    ArchiveUnreadable.exit_code: "verify/restore/list: the archive cannot be read (missing, "
+                                 "access denied, not a zip archive)",
     1: "unexpected internal error",
 }
