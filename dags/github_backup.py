@@ -197,8 +197,8 @@ def github_backup():
             runner = params.get("runner") or cfg.runner
             ti.xcom_push("settings", cfg.as_dict())
             ti.xcom_push("runner", runner)
-            verify = params.get("verify")
-            ti.xcom_push("verify", cfg.verify if verify is None else bool(verify))
+            verify = cfg.verify if params.get("verify") is None else bool(params["verify"])
+            ti.xcom_push("verify_with", runner if verify else "")
             if runner == "ecs":
                 cfg.require_ecs()
         except SettingsError as err:  # a retry would not fix it
@@ -241,9 +241,9 @@ def github_backup():
                 for owner in owners]
 
     @task.branch
-    def runner(runner: str, verify: bool) -> list[str]:
-        """Follow the chosen runner's backup (and verification) tasks; the others skip."""
-        return [f"backup.{runner}", *([f"backup.verify_{runner}"] if verify else [])]
+    def runner(runner: str) -> str:
+        """Follow the backup task of the chosen runner (the other one is skipped)."""
+        return f"backup.{runner}"
 
     # every backup, sensor and chosen verification succeeded; the other runner's tasks skipped
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
@@ -254,7 +254,7 @@ def github_backup():
                               verify_task_id=f"backup.verify_{runner}")
 
     planned = plan(SETTINGS)
-    choice = runner(planned["runner"], planned["verify"])
+    choice = runner(planned["runner"])
     done = notify(planned["runner"], planned["month"], planned["settings"])
 
     @task_group(group_id="backup")
@@ -277,11 +277,12 @@ def github_backup():
             task_id="glacier", **s3, previous_key=previous_key, prefix=planned["prefix"],
             storage_class=planned["storage_class"], transition_days=planned["transition_days"],
             retention_days=planned["retention_days"])
-        checks = {**engine, "retries": 1, "execution_timeout": timedelta(hours=4)}
+        # each verification task skips itself unless verify_with names its runner
+        checks = {**engine, "retries": 1, "execution_timeout": timedelta(hours=4),
+                  "verify_with": planned["verify_with"]}
         verify_ecs = GithubVerifyOperator(task_id="verify_ecs", **checks)
         verify_local = LocalVerifyOperator(task_id="verify_local", **checks)
-        # the runner's branch picks one backup task and, when asked, its verification task
-        choice >> [ecs, local, verify_ecs, verify_local]
+        choice >> [ecs, local]
         [ecs, local] >> archive >> glacier >> [verify_ecs, verify_local]
         [glacier, verify_ecs, verify_local] >> done
 

@@ -267,9 +267,16 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
 class GithubVerifyOperator(VerifyContract, GithubBackupOperator):
     """Run ``ghvault verify s3://BUCKET/KEY`` on the month's archive as an ECS task of the
     same task definition (the optional verification step of the ecs runner). Same arguments
-    as :class:`GithubBackupOperator`; the container's token secret is not used."""
+    as :class:`GithubBackupOperator` plus ``verify_with``; the container's token secret is
+    not used."""
 
+    template_fields: Sequence[str] = (*GithubBackupOperator.template_fields, "verify_with")
+    runner_kind = "ecs"
     ui_color = "#e1d5e7"
+
+    def __init__(self, *, verify_with: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.verify_with = verify_with
 
 
 def backup_operator_class(runner: str, *, verify: bool = False) -> type[BaseOperator]:

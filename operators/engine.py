@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from operators.settings import (
     VARIABLE_NAME,
@@ -248,11 +248,26 @@ def verify_error(code: int, *, owner: str, month: str, settings: DeploymentSetti
 class VerifyContract(BackupContract):
     """The optional verification step: ``ghvault verify s3://BUCKET/KEY`` on the month's
     archive, run by the same runner as the backup (on ECS it costs the Airflow workers no
-    memory). Needs no GitHub token. Returns the backup's XCom shape plus ``verified``."""
+    memory). Needs no GitHub token. Returns the backup's XCom shape plus ``verified``.
+
+    :param verify_with: the runner that verifies this run's archives (templated): the task
+        runs only when it names this operator's runner, and skips itself otherwise ("" or
+        None: verification off). A branch cannot skip it: it lies downstream of the backup
+        task the branch follows.
+    """
 
     doing = "Verifying the archive of"
     needs_token = False
     reports_on_stdout = True  # one line per problem, then the summary
+    runner_kind: str  # "ecs" or "local"
+    verify_with: str | None  # set by the operator's constructor (Airflow wraps only those)
+
+    def execute(self, context):
+        if (self.verify_with or "") != self.runner_kind:
+            why = (f"the {self.verify_with} runner verifies this run" if self.verify_with
+                   else "verification is off (the 'verify' setting or param)")
+            raise AirflowSkipException(f"Not verifying with the {self.runner_kind} runner: {why}.")
+        return super().execute(context)
 
     def engine_argv(self, settings: DeploymentSettings, month: str, key: str) -> list[str]:
         return ["verify", f"s3://{settings.bucket}/{key}"]

@@ -210,6 +210,13 @@ def _no_wire_logging():
 
 class LocalVerifyOperator(VerifyContract, LocalBackupOperator):
     """Run ``ghvault verify`` on the month's archive on the worker (the optional verification
-    step of the local runner). Same arguments as :class:`LocalBackupOperator`; no token."""
+    step of the local runner). Same arguments as :class:`LocalBackupOperator` plus
+    ``verify_with``; no token."""
 
+    template_fields: Sequence[str] = (*LocalBackupOperator.template_fields, "verify_with")
+    runner_kind = "local"
     ui_color = "#e1d5e7"
+
+    def __init__(self, *, verify_with: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.verify_with = verify_with

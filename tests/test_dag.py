@@ -89,8 +89,7 @@ def test_tasks_and_their_wiring(dag) -> None:
     assert up["backup.ecs"] == up["backup.local"] == {"plan", "runner"}
     assert up["backup.archive"] == {"plan", "backup.ecs", "backup.local"}
     assert up["backup.glacier"] == {"plan", "backup.archive"}
-    assert up["backup.verify_ecs"] == up["backup.verify_local"] == {
-        "plan", "runner", "backup.glacier"}
+    assert up["backup.verify_ecs"] == up["backup.verify_local"] == {"plan", "backup.glacier"}
     assert up["notify"] == {"plan", "backup.glacier", "backup.verify_ecs",
                             "backup.verify_local"}
     types = {t: type(dag.get_task(t)).__name__ for t in dag.task_ids}
@@ -232,15 +231,15 @@ def test_plan_params_win_over_settings(dag, monkeypatch) -> None:
 
 
 def test_verification_step_from_settings_or_params(dag) -> None:
-    branch = dag.get_task("runner").python_callable
     _, pushed = plan(dag, SETTINGS)
-    assert pushed["verify"] is False
-    assert branch(pushed["runner"], pushed["verify"]) == ["backup.local"]
+    assert pushed["verify_with"] == ""  # off: both verification tasks skip themselves
     _, pushed = plan(dag, {**SETTINGS, "verify": True})
-    assert branch(pushed["runner"], pushed["verify"]) == ["backup.local", "backup.verify_local"]
+    assert pushed["verify_with"] == "local"
     _, pushed = plan(dag, {**SETTINGS, "verify": True}, verify=False)  # the param wins
-    assert pushed["verify"] is False
-    assert branch("ecs", True) == ["backup.ecs", "backup.verify_ecs"]
+    assert pushed["verify_with"] == ""
+    _, pushed = plan(dag, {**SETTINGS, "cluster": "c", "task_definition": "t",
+                           "subnets": ["s"]}, runner="ecs", verify=True)
+    assert pushed["verify_with"] == "ecs"
 
 
 def test_plan_owners_from_the_environment(dag, monkeypatch) -> None:

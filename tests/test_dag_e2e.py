@@ -223,6 +223,10 @@ def test_local_runner_backs_up_every_owner_and_reports_once(deployment: Deployme
     assert run.state == "success", run.log[-3000:]
     assert run.record.states("backup.ecs") == ["skipped"]
     assert run.record.states("backup.local") == ["success", "success"]
+    # verification was not asked for: both runners' verify tasks were skipped by the branch
+    assert run.record.states("backup.verify_local") == ["skipped", "skipped"]
+    assert run.record.states("backup.verify_ecs") == ["skipped", "skipped"]
+    assert run.record.states("notify") == ["success"]
     for index, owner in enumerate(owners):
         assert_backed_up(deployment, run, owner, "2026-10", "backup.local", index)
         summary = run.record.result("backup.local", index)["summary"]
@@ -239,12 +243,19 @@ def test_local_runner_backs_up_every_owner_and_reports_once(deployment: Deployme
 
 def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deployment,
                                                               fargate: FargateEmulator) -> None:
-    run = deployment.run(month="2026-10", conf={"runner": "ecs", "exclude": ["lfs"]},
-                         log_name="ecs")
+    run = deployment.run(month="2026-10", conf={"runner": "ecs", "exclude": ["lfs"],
+                                                "verify": True}, log_name="ecs")
     assert run.state == "success", run.log[-3000:]
     assert run.record.states("backup.local") == ["skipped"]
     assert_backed_up(deployment, run, deployment.owner, "2026-10", "backup.ecs")
-    [container] = fargate.runs
+    container, verification = fargate.runs
+    # the verification step ran `ghvault verify` in a second task of the same definition
+    archive_url = f"s3://{BUCKET}/{key_of(deployment.owner, '2026-10')}"
+    assert verification.command == ["verify", archive_url]
+    assert verification.exit_code == 0
+    assert run.record.states("backup.verify_ecs") == ["success"]
+    assert run.record.states("backup.verify_local") == ["skipped"]
+    assert run.record.result("backup.verify_ecs", 0)["verified"] is True
     assert container.exit_code == 0 and container.stop_code == "EssentialContainerExited"
     assert container.command[:3] == ["run", "--owner", deployment.owner]
     assert "--include" in container.command and "lfs" not in container.command[
@@ -259,6 +270,7 @@ def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deploy
     assert deployment.sim.token not in run.log
     note = run.only_notification()
     assert note["subject"] == f"ghvault: backup of {deployment.owner} for 2026-10 succeeded"
+    assert "Verified (ghvault verify)" in note["message"]
 
 
 # -- failures ------------------------------------------------------------------------------------

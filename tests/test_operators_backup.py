@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pendulum
 import pytest
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.sdk.module_loading import import_string
 
 from operators.backup import (
@@ -440,7 +440,7 @@ def test_ecs_deferrable_defers_then_completes_with_the_mapping(ecs):
 def test_ecs_verification_runs_ghvault_verify_on_the_months_archive(ecs):
     key = "github/hubworks/2026/10/hubworks-2026-10.zip"
     op = GithubVerifyOperator(task_id="verify", github_owner="hubworks", settings=ecs.settings,
-                              region_name=REGION, waiter_delay=0,
+                              verify_with="ecs", region_name=REGION, waiter_delay=0,
                               awslogs_fetch_interval=pendulum.duration(seconds=0.2))
     op.client.meta.events.register("after-call.ecs.RunTask", play_container(
         ecs, 0, ["verifying", json.dumps({"ok": True, "entries": 12})]))
@@ -454,7 +454,7 @@ def test_ecs_verification_runs_ghvault_verify_on_the_months_archive(ecs):
         "verify", f"s3://ghvault-archives/{key}"]
 
     op = GithubVerifyOperator(task_id="verify", github_owner="hubworks", settings=ecs.settings,
-                              region_name=REGION, waiter_delay=0,
+                              verify_with="ecs", region_name=REGION, waiter_delay=0,
                               awslogs_fetch_interval=pendulum.duration(seconds=0.2))
     op.client.meta.events.register("after-call.ecs.RunTask", play_container(
         ecs, 1, ["BAD repos/api/git.bundle: sha256 differs from the manifest"]))
@@ -552,7 +552,8 @@ def test_local_verification_passes_a_good_archive_and_names_a_damaged_entry(loca
     month = pendulum.datetime(2026, 8, 1, tz="UTC")
     LocalBackupOperator(task_id="backup", github_owner=owner, settings=local.settings,
                         kinds="git,issues,labels").execute(context_for(month))
-    verify = LocalVerifyOperator(task_id="verify", github_owner=owner, settings=local.settings)
+    verify = LocalVerifyOperator(task_id="verify", github_owner=owner, settings=local.settings,
+                                 verify_with="local")
     result = verify.execute(context_for(month))
     key = f"github/{owner}/2026/08/{owner}-2026-08.zip"
     assert result["verified"] is True and result["key"] == key
@@ -571,5 +572,11 @@ def test_local_verification_passes_a_good_archive_and_names_a_damaged_entry(loca
                           else data)
     s3.put_object(Bucket=local.bucket, Key=key, Body=out.getvalue())
     with pytest.raises(VerificationFailed, match=re.escape(damaged_name)):
-        LocalVerifyOperator(task_id="verify", github_owner=owner,
-                            settings=local.settings).execute(context_for(month))
+        LocalVerifyOperator(task_id="verify", github_owner=owner, settings=local.settings,
+                            verify_with="local").execute(context_for(month))
+    # verification off, or done by the other runner: the task skips itself
+    for verify_with in ("", None, "ecs"):
+        op = LocalVerifyOperator(task_id="verify", github_owner=owner, settings=local.settings,
+                                 verify_with=verify_with)
+        with pytest.raises(AirflowSkipException, match="Not verifying with the local runner"):
+            op.execute(context_for(month))
