@@ -2,10 +2,13 @@
 
 What it does:
 
-1. starts moto's server (in this process) as AWS and creates what the deployment needs: the
-   archive bucket with its lifecycle rule (GLACIER after 1 day, expire after 365 days), an
-   SNS topic with an SQS queue subscribed (so the message can be shown), and the GitHub
-   token as an SSM SecureString;
+1. starts moto's server (in this process) as AWS, stores the GitHub token as an SSM
+   SecureString and deploys infra/ghvault.yaml into moto's CloudFormation, exactly the
+   resources users deploy (tests/stack.py completes what moto's CloudFormation skips): the
+   archive bucket with its lifecycle rule (GLACIER after 1 day, expire after 365 days), the
+   encrypted SNS topic (an SQS queue is subscribed so the messages can be shown), the ECS
+   cluster and task definition, IAM, logs; the Variable is the stack's AirflowSettings
+   output with the local runner, the owners and the GitHub URL of this run;
 2. starts the GitHub simulator (`SIM_SIZE`, default small) over TLS as GitHub;
 3. sets up Airflow under `.run/airflow` (SQLite; `airflow db migrate`), with the settings
    Variable, the `aws_default` connection pointing at moto, and this repository's `dags/`;
@@ -24,9 +27,8 @@ Environment:
   RUN_SECONDS    keep moto and the simulator serving this long after the report (default 0)
 
 Real AWS instead of moto: this script always plays AWS with moto (it creates resources and
-throws them away). Against a real account, deploy the resources of `infra/` (bucket with
-the lifecycle rule, SNS topic, ECS cluster and task definition), store the token with
-`aws ssm put-parameter --type SecureString --name /ghvault/github-token --value ...`, and
+throws them away). Against a real account, deploy infra/ghvault.yaml (README, "Deploy to
+AWS": the token parameter, the stack, the Variable from its outputs), and
 run what this script runs, with the environment pointing at the account instead of moto
 (AWS credentials from your shell's profile or role; the connection only names the region):
 
@@ -56,7 +58,9 @@ import time
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
+
+from tests.fargate import FargateEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".run"
@@ -141,6 +145,28 @@ def provision(aws: Aws, bucket: str, token: str, *, lifecycle: bool = True,
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     ssm.put_parameter(Name=TOKEN_PARAMETER, Value=token, Type="SecureString", Overwrite=True)
     return {"bucket": bucket, "topic_arn": topic, "queue_url": queue,
+            "token_parameter": TOKEN_PARAMETER}
+
+
+def provision_stack(aws: Aws, token: str, name: str = "ghvault",
+                    parameters: dict[str, str] | None = None) -> dict:
+    """What users deploy: the token as an SSM SecureString (README, "Deploy to AWS"), then
+    infra/ghvault.yaml as a stack in moto's CloudFormation (tests.stack), and an SQS queue
+    subscribed to the stack's topic so the messages can be shown.
+    Returns {"stack", "topic_arn", "queue_url", "token_parameter"}."""
+    from tests.stack import deploy
+
+    aws.client("ssm").put_parameter(Name=TOKEN_PARAMETER, Value=token, Type="SecureString",
+                                    Overwrite=True)
+    stack = deploy(aws, name, {"GithubTokenParameterName": TOKEN_PARAMETER,
+                               **(parameters or {})})
+    topic = stack.outputs["SnsTopicArn"]
+    sqs = aws.client("sqs")
+    queue = sqs.create_queue(QueueName=f"{name}-notifications")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return {"stack": stack, "topic_arn": topic, "queue_url": queue,
             "token_parameter": TOKEN_PARAMETER}
 
 
@@ -336,6 +362,11 @@ def report(record: RunRecord, aws: Aws, notifications: list[dict]) -> None:
             print(f"Glacier sensor: {record.state_of('backup.glacier', index)} (see the log)")
     print(f"\nSNS notification(s) received on the subscribed SQS queue: {len(notifications)}")
     for n in notifications:
+        if n["message"].startswith('{"Records"'):  # the bucket's event for a new archive
+            record = json.loads(n["message"])["Records"][0]
+            print(f"S3 event {record['eventName']}: s3://{record['s3']['bucket']['name']}/"
+                  f"{unquote_plus(record['s3']['object']['key'])}")
+            continue
         print(f"Subject: {n['subject']}")
         print("Attributes: " + ", ".join(f"{k}={v}" for k, v in sorted(n['attributes'].items())))
         print(n["message"])
@@ -350,7 +381,7 @@ def main() -> int:
     t0 = time.monotonic()
     with ExitStack() as stack:
         print("starting moto (AWS)", flush=True)
-        aws, bucket = Aws(stack.enter_context(moto_server())), "ghvault-archives"
+        aws = Aws(stack.enter_context(moto_server()))
         if real_github:
             owners = [o.strip() for o in os.environ["GHVAULT_OWNERS"].split(",") if o.strip()]
             token = os.environ["GITHUB_TOKEN"]
@@ -365,12 +396,17 @@ def main() -> int:
             engine_env = {"SSL_CERT_FILE": sim["ca_cert"], "GIT_SSL_CAINFO": sim["ca_cert"],
                           "REQUESTS_CA_BUNDLE": sim["ca_cert"]}
             print(f"simulator at {sim['root_url']} (owners {', '.join(owners)})", flush=True)
-        resources = provision(aws, bucket, token)
-        settings = {"bucket": bucket, "prefix": "github", "runner": "local",
-                    "region": aws.region, "owners": owners,
-                    "token_parameter": resources["token_parameter"], "github_api_url": api_url,
-                    "sns_topic_arn": resources["topic_arn"], "engine_env": engine_env}
-        print(f"AWS: bucket {bucket} (lifecycle: GLACIER after 1 day, expire after 365), "
+        resources = provision_stack(aws, token)
+        deployed = resources["stack"]
+        settings = deployed.settings(runner="local", owners=owners, github_api_url=api_url,
+                                  engine_env=engine_env)
+        bucket = settings["bucket"]
+        print(f"AWS: stack {deployed.name} from infra/ghvault.yaml in moto's CloudFormation "
+              f"({len(deployed.resources)} resources: "
+              f"{', '.join(t for t in deployed.resource_types if t)})")
+        print(f"     completed where moto's CloudFormation stops short: "
+              f"{'; '.join(deployed.completed)}")
+        print(f"     bucket {bucket} (lifecycle: GLACIER after 1 day, expire after 365), "
               f"SNS {resources['topic_arn']} -> SQS, SSM SecureString {TOKEN_PARAMETER}")
         env = airflow_env(home, aws, settings)
         print(f"airflow db migrate (AIRFLOW_HOME={home.relative_to(ROOT)})", flush=True)
@@ -380,7 +416,10 @@ def main() -> int:
         print(f"airflow dags test {DAG_ID} {logical}  (backs up {month}; log: "
               f"{log.relative_to(ROOT)})", flush=True)
         t1 = time.monotonic()
-        result = airflow(env, "dags", "test", DAG_ID, logical, log=log, check=False)
+        # Tasks the run starts on the stack's ECS cluster (runner ecs, verify_ecs) are run by
+        # tests.fargate with the stack's task definition, as Fargate would run them.
+        with FargateEmulator(aws.endpoint, region=aws.region):
+            result = airflow(env, "dags", "test", DAG_ID, logical, log=log, check=False)
         print(f"dags test finished in {time.monotonic() - t1:.0f}s (exit {result.returncode})")
         record = RunRecord(home)
         report(record, aws, read_notifications(aws, resources["queue_url"]))
