@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
-from tests.github_sim import generate
+from tests.github_sim import generate, mutate
 from tests.github_sim.gitrepos import ref_map
 
 
@@ -124,3 +125,73 @@ def test_bad_fault_spec_is_one_clear_error(tmp_path):
                           env={**os.environ})
     assert proc.returncode == 2
     assert "unknown fault 'teapot'" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# time: generated history lies in a fixed past span, a month of activity comes after it
+
+
+@pytest.mark.parametrize("size", list(generate.SIZES))
+def test_generated_timestamps_lie_in_a_fixed_past_span(size):
+    """No created/updated/pushed (or any other) stamp in the future, and all of them older
+    than the activity /_sim/mutate adds, which starts 25 days before the call."""
+    world, _ = generate.load(size, 7)
+    stamps = dict(world.timestamps())
+    assert len(stamps) > 100
+    repos = world.repos.values()
+    for r in repos:  # the stamps `since=`-based clients key on are among them
+        assert r.created_at in stamps.values() and r.updated_at in stamps.values()
+    earliest, latest = min(stamps.values()), max(stamps.values())
+    mutate_start = generate.iso(int(time.time()) - mutate.MONTH_START_AGO)
+    assert generate.iso(generate.BASE_EPOCH) <= earliest
+    assert latest <= generate.iso(generate.END_EPOCH) < mutate_start, latest
+    for r in repos:
+        for stamp in (r.created_at, r.updated_at, r.pushed_at):
+            assert stamp is None or stamp <= generate.iso(generate.END_EPOCH), r.full_name
+
+
+def test_mutated_activity_is_dated_in_the_past_month_and_found_by_since(fresh_sim):
+    w = fresh_sim.sim.world
+    before = {(r.full_name, i.number): (i.updated_at, len(i.comments))
+              for r in w.repos.values() for i in r.issues}
+    comments_before = {c.id for r in w.repos.values() for i in r.issues for c in i.comments}
+    called = time.time()
+    summary = requests.post(f"{fresh_sim.root}/_sim/mutate", verify=str(fresh_sim.ca),
+                            timeout=60).json()
+    assert summary["new_issues"] and summary["edited_issues"] and summary["new_comments"]
+    now = generate.iso(int(time.time()))
+    month_start = generate.iso(int(called) - mutate.MONTH_START_AGO)
+    changed: dict[str, set[int]] = {}
+    new_comments: dict[str, set[int]] = {}
+    for r in w.repos.values():
+        for i in r.issues:
+            if before.get((r.full_name, i.number), (None,))[0] != i.updated_at:
+                assert month_start <= i.updated_at <= now, (r.full_name, i.number)
+                changed.setdefault(r.full_name, set()).add(i.number)
+            for c in i.comments:
+                if c.id not in comments_before:
+                    assert month_start <= c.created_at <= now
+                    new_comments.setdefault(r.full_name, set()).add(c.id)
+    pushed = set(summary["pushed_repos"])
+    assert pushed and pushed <= set(changed)
+    for name in pushed:
+        assert month_start <= w.repos[name].pushed_at <= now
+        assert month_start <= w.repos[name].updated_at <= now
+    # what an incremental client asks: everything changed since its last run (before the
+    # month began) comes back, and nothing else
+    s = fresh_sim.session(fresh_sim.token)
+    since = generate.iso(int(called) - mutate.MONTH_START_AGO - 86400)
+    for name in pushed:
+        got: set[int] = set()
+        url = f"{fresh_sim.api}/repos/{name}/issues"
+        params = {"state": "all", "since": since, "per_page": 100}
+        while url:
+            r = s.get(url, params=params, timeout=30)
+            assert r.status_code == 200, r.text
+            got |= {i["number"] for i in r.json()}
+            url, params = r.links.get("next", {}).get("url"), None
+        assert got == changed[name], name
+        r = s.get(f"{fresh_sim.api}/repos/{name}/issues/comments",
+                  params={"since": since, "per_page": 100}, timeout=30)
+        assert r.status_code == 200
+        assert {c["id"] for c in r.json()} == new_comments[name], name

@@ -38,11 +38,17 @@ from .model import (
     World,
 )
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 USER_LOGIN = "hubber"
 ORG_LOGIN = "hubworks"
 UPSTREAM_LOGIN = "upstream-dev"
-BASE_EPOCH = 1_735_725_600  # 2025-01-01T10:00:00Z
+# Every generated timestamp lies in this fixed past span (the same for every seed and
+# whatever today's date): each size's `time_scale` shrinks the generator's time steps so
+# that its whole history fits, and the build fails loudly if it ever would not. The span
+# ends long before any month of activity `/_sim/mutate` adds (it dates that activity in
+# the 25 days before the moment it runs), so `since=` queries behave as on GitHub.
+BASE_EPOCH = 1_609_495_200  # 2021-01-01T10:00:00Z
+END_EPOCH = 1_751_328_000  # 2025-07-01T00:00:00Z
 
 OTHER_LOGINS = [
     "alice-k", "bmiller", "chen-wei", "dkowalski", "e-rossi", "fatima-z", "gsato", "hnguyen",
@@ -75,12 +81,14 @@ class SizeSpec:
     big_repos: int  # repositories with a large history
     big_repo_mb: int
     gists: int
+    time_scale: float  # generated time steps are multiplied by this (see BASE_EPOCH)
 
 
 SIZES = {
-    "tiny": SizeSpec(0, 110, 0, 0.35, (5, 4, 3, 2, 1), 105, 12, 0, 0, 3),
-    "small": SizeSpec(5, 260, 50, 0.35, (3, 4, 4, 3, 2, 1, 1), 130, 30, 1, 3, 5),
-    "medium": SizeSpec(18, 800, 92, 0.34, (1, 3, 4, 4, 3, 2, 2, 1, 1, 1), 160, 60, 2, 24, 8),
+    "tiny": SizeSpec(0, 110, 0, 0.35, (5, 4, 3, 2, 1), 105, 12, 0, 0, 3, 1.0),
+    "small": SizeSpec(5, 260, 50, 0.35, (3, 4, 4, 3, 2, 1, 1), 130, 30, 1, 3, 5, 0.8),
+    "medium": SizeSpec(18, 800, 92, 0.34, (1, 3, 4, 4, 3, 2, 2, 1, 1, 1), 160, 60, 2, 24, 8,
+                       0.18),
 }
 
 
@@ -91,12 +99,17 @@ def iso(epoch: int) -> str:
 class Clock:
     """Monotonic generated time: every event happens a little after the previous one."""
 
-    def __init__(self, rng: random.Random, start: int = BASE_EPOCH):
+    def __init__(self, rng: random.Random, start: int = BASE_EPOCH, scale: float = 1.0):
         self.rng = rng
         self.now = start
+        self.scale = scale
+
+    def step(self, lo: int, hi: int) -> int:
+        """A random time step between lo and hi seconds, times the clock's scale."""
+        return max(1, round(self.rng.randint(lo, hi) * self.scale))
 
     def tick(self, lo: int = 60, hi: int = 36_000) -> int:
-        self.now += self.rng.randint(lo, hi)
+        self.now += self.step(lo, hi)
         return self.now
 
 
@@ -118,7 +131,7 @@ class Builder:
         self.size = size
         self.rng = random.Random(f"{size}:{seed}")
         self.root = root
-        self.clock = Clock(self.rng)
+        self.clock = Clock(self.rng, BASE_EPOCH, self.spec.time_scale)
         self.world = World(seed=seed, size=size,
                            owners={"user": USER_LOGIN, "org": ORG_LOGIN},
                            accounts={}, repos={}, gists={})
@@ -248,22 +261,22 @@ class Builder:
         n_comments = comments if comments is not None else rng.choices(
             range(len(self.spec.comment_weights)), self.spec.comment_weights)[0]
         for _ in range(n_comments):
-            t += rng.randint(60, 20_000)
+            t += self.clock.step(60, 20_000)
             issue.comments.append(Comment(self.new_id(), self.who(repo), paragraph(rng, 2),
                                           iso(t), iso(t)))
         for label in labels:
-            t += rng.randint(5, 600)
+            t += self.clock.step(5, 600)
             issue.events.append(IssueEvent(self.new_id(), author, "labeled", iso(t), label=label))
         for a in assignees:
-            t += rng.randint(5, 600)
+            t += self.clock.step(5, 600)
             issue.events.append(IssueEvent(self.new_id(), USER_LOGIN, "assigned", iso(t),
                                            assignee=a))
         if milestone is not None:
-            t += rng.randint(5, 600)
+            t += self.clock.step(5, 600)
             issue.events.append(IssueEvent(self.new_id(), USER_LOGIN, "milestoned", iso(t),
                                            milestone=f"v{milestone}.0"))
         if rng.random() < 0.1:
-            t += rng.randint(5, 600)
+            t += self.clock.step(5, 600)
             new_title = sentence(rng, 3, 9)
             issue.events.append(IssueEvent(self.new_id(), author, "renamed", iso(t),
                                            rename_from=title, rename_to=new_title))
@@ -276,7 +289,7 @@ class Builder:
                                   additions=rng.randint(1, 400), deletions=rng.randint(0, 200),
                                   changed_files=rng.randint(1, 12))
             for _ in range(rng.choices([0, 1, 2, 3], [3, 4, 2, 1])[0]):
-                t += rng.randint(60, 20_000)
+                t += self.clock.step(60, 20_000)
                 review = Review(self.new_id(), rng.choice(OTHER_LOGINS[:12]),
                                 rng.choice(["", paragraph(rng, 1)]),
                                 rng.choice(["APPROVED", "CHANGES_REQUESTED", "COMMENTED"]),
@@ -284,7 +297,7 @@ class Builder:
                 issue.pull.reviews.append(review)
                 previous: int | None = None
                 for _ in range(rng.choices([0, 1, 2, 3], [4, 3, 2, 1])[0]):
-                    t += rng.randint(5, 900)
+                    t += self.clock.step(5, 900)
                     rc = ReviewComment(self.new_id(), review.id, review.user, sentence(rng),
                                        f"src/module_{rng.randint(0, 4)}.py",
                                        rng.randint(1, 40), "", iso(t), iso(t),
@@ -292,7 +305,7 @@ class Builder:
                     previous = rc.id
                     issue.pull.review_comments.append(rc)
         if state != "open":
-            t += rng.randint(600, 200_000)
+            t += self.clock.step(600, 200_000)
             closer = USER_LOGIN if rng.random() < 0.7 else author
             issue.closed_at = iso(t)
             issue.closed_by = closer
@@ -302,7 +315,7 @@ class Builder:
                 issue.events.append(IssueEvent(self.new_id(), closer, "merged", iso(t)))
             issue.events.append(IssueEvent(self.new_id(), closer, "closed", iso(t)))
             if rng.random() < 0.08:
-                t += rng.randint(600, 9_000)
+                t += self.clock.step(600, 9_000)
                 issue.events.append(IssueEvent(self.new_id(), author, "reopened", iso(t)))
                 issue.state, issue.closed_at, issue.closed_by = "open", None, None
                 issue.state_reason = "reopened"
@@ -330,7 +343,7 @@ class Builder:
             files[".gitattributes"] = h.blob(b"*.bin filter=lfs diff=lfs merge=lfs -text\n")
         main.append(h.commit("refs/heads/main", owner, t, "Initial commit", files))
         for i in range(1, commits):
-            t += rng.randint(600, 90_000)
+            t += self.clock.step(600, 90_000)
             change = {f"src/module_{i % 5}.py":
                       h.blob(f"# {sentence(rng)}\n\n\ndef f{i}():\n    return {i}\n".encode())}
             if big_mb and i <= big_mb:
@@ -512,6 +525,10 @@ class Builder:
             repo.updated_at = max(stamps)
         self.gists()
         self.social()
+        latest = max(stamp for _, stamp in self.world.timestamps())
+        if latest > iso(END_EPOCH):
+            raise AssertionError(f"{self.size} seed {self.world.seed}: generated time runs to "
+                                 f"{latest}, past {iso(END_EPOCH)}: lower its time_scale")
         return self.world
 
     def fork_git(self, repo: Repo) -> None:

@@ -7,6 +7,7 @@ would. Timestamps are ISO-8601 strings in UTC ("2025-01-02T03:04:05Z"), as GitHu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -276,6 +277,48 @@ class World:
             if a.login.lower() == login.lower():
                 return a
         return None
+
+    def timestamps(self) -> Iterator[tuple[str, str]]:
+        """(what, stamp) for every created/updated/pushed/closed/submitted time served."""
+        for a in self.accounts.values():
+            yield f"account {a.login}", a.created_at
+            yield f"account {a.login}", a.updated_at
+            for name, starred_at in a.starred:
+                yield f"star {a.login} {name}", starred_at
+        for r in self.repos.values():
+            for stamp in (r.created_at, r.updated_at, r.pushed_at):
+                if stamp:
+                    yield f"repo {r.full_name}", stamp
+            for m in r.milestones:
+                for stamp in (m.created_at, m.updated_at, m.closed_at):
+                    if stamp:
+                        yield f"milestone {r.full_name} {m.number}", stamp
+            for rel in r.releases:
+                for stamp in (rel.created_at, rel.published_at):
+                    if stamp:
+                        yield f"release {r.full_name} {rel.tag_name}", stamp
+            for c in r.commit_comments:
+                yield f"commit comment {r.full_name} {c.id}", c.updated_at
+            for i in r.issues:
+                what = f"issue {r.full_name}#{i.number}"
+                for stamp in (i.created_at, i.updated_at, i.closed_at):
+                    if stamp:
+                        yield what, stamp
+                for c in i.comments:
+                    yield f"{what} comment {c.id}", c.created_at
+                    yield f"{what} comment {c.id}", c.updated_at
+                for e in i.events:
+                    yield f"{what} event {e.id}", e.created_at
+                if i.pull:
+                    if i.pull.merged_at:
+                        yield what, i.pull.merged_at
+                    for rv in i.pull.reviews:
+                        yield f"{what} review {rv.id}", rv.submitted_at
+                    for rc in i.pull.review_comments:
+                        yield f"{what} review comment {rc.id}", rc.updated_at
+        for g in self.gists.values():
+            yield f"gist {g.id}", g.created_at
+            yield f"gist {g.id}", g.updated_at
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Ground truth per owner role: what a complete backup of that owner must contain."""

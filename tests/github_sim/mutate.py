@@ -1,8 +1,9 @@
 """`POST /_sim/mutate`: a month of activity on a running simulator.
 
 New and edited issues, new comments, closed issues, pushes to default branches, a new
-repository and a deleted one, stamped with the current time, so that an incremental
-backup has something real to find and everything else stays byte-for-byte the same.
+repository and a deleted one, dated within the 25 days before the call (never in the
+future, and after every generated timestamp, so `since=` finds them as on GitHub), so that
+an incremental backup has something real to find and everything else stays the same.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from .model import Comment, IssueEvent
 if TYPE_CHECKING:
     from .server import Simulator
 
+MONTH_START_AGO = 25 * 86400  # seconds before now that a month of activity starts
+MONTH_TIME_SCALE = 0.1  # its time steps, scaled: about two weeks of activity in all
+
 
 def apply_month(sim: Simulator) -> dict:
     world = sim.world
@@ -28,7 +32,9 @@ def apply_month(sim: Simulator) -> dict:
     b = Builder(world.size, world.seed, sim.workdir)
     b.world = world
     b.rng = rng = random.Random(f"mutate:{world.seed}:{n}")
-    b.clock = Clock(rng, int(time.time()) - 25 * 86400)
+    # The month's activity starts 25 days ago and, at this scale, ends days before now:
+    # after everything generate.py made (whose history ends by generate.END_EPOCH).
+    b.clock = Clock(rng, int(time.time()) - MONTH_START_AGO, MONTH_TIME_SCALE)
     b.ids = world.next_id
     summary = {"mutation": n, "new_issues": 0, "edited_issues": 0, "new_comments": 0,
                "closed_issues": 0, "pushed_repos": [], "new_repo": None, "deleted_repo": None}
