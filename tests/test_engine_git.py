@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
+from ghvault.bundles import stream_bundle
 from ghvault.errors import AuthError, ConfigError, GitHubUnavailable
 from ghvault.git import (
     Git,
@@ -167,6 +168,53 @@ def test_bundle_round_trip(sim, tmp_path, git_env):
     subprocess.run(["git", "clone", "--quiet", "--mirror", str(out), str(restored)],
                    env=git_env, check=True, capture_output=True, timeout=60)
     assert ref_map(restored) == ref_map(sim.sim.repo_dir("hubber", "toolbox"))
+
+
+def test_bundle_streams_without_a_file_and_checks_itself(sim, tmp_path, git_env):
+    git = make_git(sim, tmp_path)
+    mirror = git.mirror(url(sim, "hubber/toolbox"), tmp_path / "tb.git")
+    out = tmp_path / "streamed.bundle"
+    reads: list[int] = []
+
+    def consume(source) -> None:
+        with open(out, "wb") as f:
+            while chunk := source.read(1 << 16):
+                reads.append(len(chunk))
+                f.write(chunk)
+
+    before = {p.name for p in tmp_path.rglob("*")}
+    assert stream_bundle(git, mirror, consume) is True
+    assert len(reads) > 0
+    # git wrote nothing beside the stream (no bundle file in the mirror or work dir)
+    assert {p.name for p in tmp_path.rglob("*")} - before == {"streamed.bundle"}
+    restored = tmp_path / "restored.git"
+    subprocess.run(["git", "clone", "--quiet", "--mirror", str(out), str(restored)],
+                   env=git_env, check=True, capture_output=True, timeout=60)
+    assert ref_map(restored) == ref_map(sim.sim.repo_dir("hubber", "toolbox"))
+
+    empty = git.mirror(url(sim, "hubber/scratch"), tmp_path / "scratch.git")
+    assert stream_bundle(git, empty, lambda source: pytest.fail("read an empty repo")) is False
+
+    # a consumer that stops early is an error, not a short bundle
+    with pytest.raises(GitError, match="not read to its end"):
+        stream_bundle(git, mirror, lambda source: source.read(10))
+
+
+def test_bundle_stream_fails_its_last_read_when_git_fails(sim, tmp_path):
+    """A broken mirror: the error surfaces from the stream's final read, so the archive
+    entry being written is dropped rather than kept short."""
+    git = make_git(sim, tmp_path)
+    mirror = git.mirror(url(sim, "hubber/dotfiles"), tmp_path / "df.git")
+    for pack in (mirror.path / "objects" / "pack").glob("*.pack"):
+        pack.write_bytes(pack.read_bytes()[:200])  # truncated: git cannot read its objects
+    got = bytearray()
+
+    def consume(source) -> None:
+        while chunk := source.read(1 << 16):
+            got.extend(chunk)
+
+    with pytest.raises(GitError, match="not sound"):
+        stream_bundle(git, mirror, consume)
 
 
 def test_wiki_probe_and_bundle(sim, tmp_path):

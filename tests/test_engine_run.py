@@ -254,3 +254,40 @@ def test_secondary_limits_on_asset_downloads_are_waited_out(moto_server):
         assert counts["release_assets"] == running.sim.world.counts()["user"]["release_assets"]
     finally:
         stop()
+
+
+def test_disk_budget_keeps_mirrors_within_the_limit_but_never_starves_a_big_one():
+    """Mirrors start while the reserved bytes stay within the limit; one larger than the
+    limit still runs, alone."""
+    import threading
+
+    from ghvault.engine import DiskBudget
+
+    budget = DiskBudget(100)
+    log: list[str] = []
+    release_first = threading.Event()
+
+    def hold(name: str, size: int, until: threading.Event | None = None) -> None:
+        with budget.reserve(size):
+            log.append(f"start {name} ({budget.used})")
+            if until is not None:
+                until.wait(10)
+        log.append(f"end {name}")
+
+    first = threading.Thread(target=hold, args=("a", 80, release_first))
+    first.start()
+    while not log:
+        pass
+    small = threading.Thread(target=hold, args=("b", 20))
+    small.start()
+    small.join(5)  # 80 + 20 fits
+    big = threading.Thread(target=hold, args=("c", 150))
+    big.start()
+    big.join(0.3)
+    assert big.is_alive()  # 80 + 150 does not fit: it waits
+    assert log == ["start a (80)", "start b (100)", "end b"]
+    release_first.set()
+    first.join(5)
+    big.join(5)
+    assert log[3:] == ["end a", "start c (150)", "end c"]  # alone, over the limit
+    assert budget.used == 0

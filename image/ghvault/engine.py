@@ -1,8 +1,10 @@
 """One backup run: an owner's whole account into one archive at the destination.
 
 API work and git work run in two bounded pools (across repositories, and git beside API),
-every entry streams into one zip on its way to S3, each mirror is deleted as soon as its
-bundle is in the archive, and the object appears at the final key only when complete.
+every entry streams into one zip on its way to S3 (bundles straight from `git bundle
+create -`, never a file), each mirror is deleted as soon as its bundle and LFS objects
+are in the archive, the mirrors on disk at once stay within about the largest repository
+plus a small headroom, and the object appears at the final key only when complete.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +26,7 @@ from typing import Any
 
 from . import __version__
 from .archive import ArchiveWriter
+from .bundles import stream_bundle
 from .collect import KINDS, Job, Ledger
 from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata, safe
@@ -32,6 +37,31 @@ from .github.client import GitHubClient, make_auth
 from .storage import open_destination
 
 log = logging.getLogger("ghvault")
+DISK_HEADROOM = 16 << 20  # bytes of mirrors allowed beside the largest repository's
+GIST_DISK = 1 << 20  # what a gist's mirror is assumed to take
+
+
+class DiskBudget:
+    """Bounds the bytes of git mirrors on disk at once: a mirror starts only while the
+    reserved bytes plus its own stay within the limit, or when it would be alone (so a
+    repository larger than the limit still runs, by itself)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self.cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, size: int) -> Iterator[None]:
+        with self.cond:
+            self.cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.used -= size
+                self.cond.notify_all()
 
 
 @dataclass
@@ -75,6 +105,7 @@ class Backup:
         self.ledger = Ledger()
         self.progress = Progress()
         self.started_at = datetime.now(UTC)
+        self.disk = DiskBudget(DISK_HEADROOM)
 
     # discovery ---------------------------------------------------------------------------
 
@@ -130,55 +161,59 @@ class Backup:
 
     def repo_git(self, job: Job, git: Git, repo: dict[str, Any]) -> None:
         prefix = f"repos/{safe(repo['name'])}"
-        scratch = Path(tempfile.mkdtemp(prefix="repo-", dir=job.workdir))
-        try:
-            if job.wants("git"):
-                try:
-                    mirror = git.mirror(repo["clone_url"], scratch / "mirror.git")
-                except RepoNotFound as e:
-                    self.ledger.skip(f"repo {repo['full_name']}", f"git: {e}")
-                    return
-                if mirror.empty:
-                    self.ledger.add("empty_repos")
-                    job.archive.add_json(f"{prefix}/git.empty.json",
-                                         {"full_name": repo["full_name"], "empty": True})
-                else:
-                    bundle = scratch / "git.bundle"
-                    git.bundle(mirror, bundle)
-                    if job.wants("lfs"):
-                        for obj in git.lfs_fetch(mirror):
-                            job.archive.add_file(f"{prefix}/lfs/{obj.oid}", obj.path)
-                            self.ledger.add("lfs_objects")
-                    shutil.rmtree(mirror.path)  # the mirror is in the bundle: free the disk
-                    job.archive.add_file(f"{prefix}/git.bundle", bundle)
-                    bundle.unlink()
-                    self.ledger.add("git_bundles")
-            if job.wants("wiki") and repo.get("has_wiki"):
-                wiki_url = re.sub(r"\.git$", ".wiki.git", repo["clone_url"])
-                if git.exists(wiki_url):
-                    wiki = git.mirror(wiki_url, scratch / "wiki.git")
-                    if not wiki.empty and git.bundle(wiki, scratch / "wiki.bundle"):
+        # GitHub's `size` (KiB) is roughly what the mirror will occupy on disk.
+        with self.disk.reserve(int(repo.get("size") or 0) * 1024):
+            scratch = Path(tempfile.mkdtemp(prefix="repo-", dir=job.workdir))
+            try:
+                if job.wants("git"):
+                    try:
+                        mirror = git.mirror(repo["clone_url"], scratch / "mirror.git")
+                    except RepoNotFound as e:
+                        self.ledger.skip(f"repo {repo['full_name']}", f"git: {e}")
+                        return
+                    if mirror.empty:
+                        self.ledger.add("empty_repos")
+                        job.archive.add_json(f"{prefix}/git.empty.json",
+                                             {"full_name": repo["full_name"], "empty": True})
+                    else:
+                        self.add_bundle(job, git, mirror, f"{prefix}/git.bundle")
+                        if job.wants("lfs"):
+                            for obj in git.lfs_fetch(mirror):
+                                job.archive.add_file(f"{prefix}/lfs/{obj.oid}", obj.path)
+                                self.ledger.add("lfs_objects")
+                        shutil.rmtree(mirror.path)  # in the archive now: free the disk
+                        self.ledger.add("git_bundles")
+                if job.wants("wiki") and repo.get("has_wiki"):
+                    wiki_url = re.sub(r"\.git$", ".wiki.git", repo["clone_url"])
+                    if git.exists(wiki_url):
+                        wiki = git.mirror(wiki_url, scratch / "wiki.git")
+                        if self.add_bundle(job, git, wiki, f"{prefix}/wiki.bundle"):
+                            self.ledger.add("wikis")
                         shutil.rmtree(wiki.path)
-                        job.archive.add_file(f"{prefix}/wiki.bundle", scratch / "wiki.bundle")
-                        self.ledger.add("wikis")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-            self.tick(repo["full_name"])
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+                self.tick(repo["full_name"])
+
+    @staticmethod
+    def add_bundle(job: Job, git: Git, mirror: Any, name: str) -> bool:
+        """The mirror's bundle, streamed from git into the archive entry `name` (never
+        written to disk); False for an empty repository."""
+        return stream_bundle(
+            git, mirror, lambda source: job.archive.add_stream(name, source, kind="stored"))
 
     def gist(self, job: Job, git: Git, gist: dict[str, Any]) -> None:
         prefix = f"gists/{safe(gist['id'])}"
         job.archive.add_json(f"{prefix}/gist.json", gist)
-        scratch = Path(tempfile.mkdtemp(prefix="gist-", dir=job.workdir))
-        try:
-            mirror = git.mirror(gist["git_pull_url"], scratch / "gist.git")
-            if not mirror.empty and git.bundle(mirror, scratch / "git.bundle"):
-                shutil.rmtree(mirror.path)
-                job.archive.add_file(f"{prefix}/git.bundle", scratch / "git.bundle")
-            self.ledger.add("gists")
-        except RepoNotFound as e:
-            self.ledger.skip(f"gist {gist['id']}", f"git: {e}")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        with self.disk.reserve(GIST_DISK):
+            scratch = Path(tempfile.mkdtemp(prefix="gist-", dir=job.workdir))
+            try:
+                mirror = git.mirror(gist["git_pull_url"], scratch / "gist.git")
+                self.add_bundle(job, git, mirror, f"{prefix}/git.bundle")
+                self.ledger.add("gists")
+            except RepoNotFound as e:
+                self.ledger.skip(f"gist {gist['id']}", f"git: {e}")
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def tick(self, name: str) -> None:
         p = self.progress
@@ -201,16 +236,24 @@ class Backup:
         dest = open_destination(opts.dest)
         dest.check()
         store = StateStore(opts.state, opts.owner) if opts.state else None
-        cache = store.load() if store else None
+        workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
+        cache = None
+        try:
+            cache = store.load(workdir) if store else None
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
         self.client = client = GitHubClient(opts.api_url, auth, concurrency=opts.concurrency,
                                             cache=cache, max_tries=opts.retries)
-        workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
         try:
             profile, viewer = self.discover(client)
             repos = self.list_repos(client, profile, viewer)
             log.info("backing up %s (%s): %d repositories into %s", profile["login"],
                      profile.get("type", "User"), len(repos), opts.dest)
             self.progress.total = len(repos)
+            # Mirrors on disk at once: about the largest repository plus a small headroom.
+            self.disk = DiskBudget(max((int(r.get("size") or 0) * 1024 for r in repos),
+                                       default=0) + DISK_HEADROOM)
             gists = []
             if "gists" in opts.kinds and profile.get("type") != "Organization":
                 gists = list(client.paginate(f"/users/{profile['login']}/gists"))
@@ -237,6 +280,8 @@ class Backup:
                 store.save(cache)
             return self.summary(sidecar)
         finally:
+            if cache is not None:
+                cache.close()
             shutil.rmtree(workdir, ignore_errors=True)
             client.close()
 

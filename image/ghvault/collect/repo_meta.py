@@ -8,6 +8,7 @@ except the release asset downloads themselves.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -39,16 +40,47 @@ DOCUMENTS = [
 
 
 def stream_to_jsonl(job: Job, name: str, path: str, params: dict[str, Any],
-                    etags: list[str] | None = None) -> list[dict]:
+                    etags: list[str] | None = None,
+                    keep: dict[int, str] | None = None) -> list[dict]:
     """Write every item of a list to a JSONL entry; returns the items' small keys for
-    the caller's bookkeeping (numbers and flags only, not whole bodies)."""
+    the caller's bookkeeping (numbers and flags only, not whole bodies). With `keep`,
+    the items themselves are kept there by number as well, as compact JSON."""
     keys = []
     with job.archive.jsonl(name) as out:
         for item in job.client.paginate(path, params, etags=etags):
             out.write(item)
             keys.append({"number": item.get("number"), "id": item.get("id"),
                          "pr": "pull_request" in item})
+            if keep is not None and item.get("number") is not None:
+                keep[item["number"]] = json.dumps(item, separators=(",", ":"))
     return keys
+
+
+def events_to_jsonl(job: Job, name: str, path: str, issues: dict[int, str] | None) -> int:
+    """A repository's issue events (newest first; an event never changes once made).
+
+    With --state and this run's issue list (compact JSON by number), only the events new
+    since last month are read (see GitHubClient.paginate_newest_first): older ones come
+    from last month's list with the issue each embeds replaced by its current version,
+    and events of issues no longer in the repository left out, which is what reading the
+    whole list would give.
+    """
+    if job.client.cache is None or issues is None:
+        return len(stream_to_jsonl(job, name, path, {}))
+
+    def slim(event: dict) -> dict:  # the issue is refreshed next month anyway
+        return {**event, "issue": {"number": (event.get("issue") or {}).get("number")}}
+
+    def refresh(event: dict) -> dict | None:
+        text = issues.get(event["issue"]["number"])
+        return None if text is None else {**event, "issue": json.loads(text)}
+
+    n = 0
+    with job.archive.jsonl(name) as out:
+        for event in job.client.paginate_newest_first(path, {}, slim=slim, refresh=refresh):
+            out.write(event)
+            n += 1
+    return n
 
 
 def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
@@ -57,12 +89,21 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
     job.archive.add_json(f"{prefix}/repo.json", repo)
     pulls: list[dict] = []
     pulls_etags: list[str] = []
+    # This run's issues by number, for refreshing last month's events (with --state).
+    issues: dict[int, str] | None = {} if job.client.cache is not None else None
+    issues_read = False  # the whole issue list was read (and `issues` holds it)
     for kind, filename, path, params in STREAMS:
         if not job.wants(kind):
             continue
         try:
+            if kind == "events":
+                job.ledger.add(kind, events_to_jsonl(
+                    job, f"{prefix}/{filename}", base + path,
+                    issues if issues_read else None))
+                continue
             keys = stream_to_jsonl(job, f"{prefix}/{filename}", base + path, params,
-                                   pulls_etags if kind == "pulls" else None)
+                                   pulls_etags if kind == "pulls" else None,
+                                   issues if kind == "issues" else None)
         except OptionalDenied as e:
             job.ledger.skip(f"{full} {kind}", str(e))
             continue
@@ -71,6 +112,7 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
                 continue  # issues disabled: GitHub answers 410/404, nothing to keep
             raise e
         if kind == "issues":
+            issues_read = True
             n_pr = sum(k["pr"] for k in keys)
             job.ledger.add("issues", len(keys) - n_pr)
         elif kind == "pulls":

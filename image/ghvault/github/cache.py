@@ -1,31 +1,64 @@
 """HTTP validators and bodies kept between months, so unchanged lists cost a free 304.
 
-The cache is one gzip'd JSON document per owner, read at the start of a run and written at
-the end: `{state}/{owner}/http-cache.json.gz` in a local directory or an S3 prefix (kept in
-S3 Standard, outside the Glacier-transitioned archive prefix). Only what this run used is
-written back, so entries of deleted repositories age out by themselves.
+During a run the cache is an SQLite file in the work directory (bodies zlib-compressed),
+so memory does not grow with the account: only the entry in hand is ever in memory. It
+travels between months as one gzip'd JSON Lines object per owner, streamed in at the
+start of a run and out at the end, entry by entry:
+`{state}/{owner}/http-cache.jsonl.gz` in a local directory or an S3 prefix (kept in S3
+Standard, outside the Glacier-transitioned archive prefix). Its first line is
+`{"format": 2}`, then one `{"key": ..., "entry": {...}}` per line (an HTTP entry is
+`{"etag", "link", "body"}`; collectors keep their own memos the same way). Only what this
+run used is written back, so entries of deleted repositories age out by themselves.
+
+State written by earlier versions (format 1: one JSON document,
+`{state}/{owner}/http-cache.json.gz`) is read when no format-2 state exists yet: that
+one document is loaded whole, as the earlier version did, and the next save writes
+format 2 beside it (the old object is left alone and no longer read). Anything
+unreadable, or of an unknown format, is logged and ignored: the run then makes plain
+requests, as a first month does.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
+import os
+import sqlite3
+import tempfile
 import threading
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, DestinationError
 
 log = logging.getLogger("ghvault.state")
-FORMAT = 1
+FORMAT = 2
+STATE_NAME = "http-cache.jsonl.gz"
+OLD_STATE_NAME = "http-cache.json.gz"  # format 1
+BATCH = 200  # entries per SQLite transaction while loading
 
 
 class HttpCache:
-    def __init__(self, entries: dict[str, dict[str, Any]] | None = None):
-        self.old = entries or {}
-        self.new: dict[str, dict[str, Any]] = {}
+    """JSON entries by key (a URL's path and query), in an SQLite file at `path`, each
+    stored as zlib-compressed JSON: for a response its ETag, Link header and body.
+
+    Thread-safe. `get` and `put` mark an entry as used; `used()` yields only those.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                  isolation_level=None)
+        # A scratch file, rebuilt from the state each run: no journal, no fsync.
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, "
+                        "data BLOB NOT NULL, used INTEGER NOT NULL)")
         self.lock = threading.Lock()
 
     @staticmethod
@@ -36,29 +69,100 @@ class HttpCache:
     def get(self, url: str) -> dict[str, Any] | None:
         k = self.key(url)
         with self.lock:
-            entry = self.new.get(k) or self.old.get(k)
-            if entry is not None:
-                self.new[k] = entry
-            return entry
+            row = self.db.execute("SELECT data FROM entries WHERE key = ?", (k,)).fetchone()
+            if row is None:
+                return None
+            self.db.execute("UPDATE entries SET used = 1 WHERE key = ?", (k,))
+        return json.loads(zlib.decompress(row[0]))
 
     def put(self, url: str, entry: dict[str, Any]) -> None:
+        row = (self.key(url), _pack(entry))
         with self.lock:
-            self.new[self.key(url)] = entry
+            self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, 1)", row)
 
-    def dumps(self) -> bytes:
+    def __len__(self) -> int:
         with self.lock:
-            return gzip.compress(json.dumps({"format": FORMAT, "entries": self.new}).encode())
+            return self.db.execute("SELECT count(*) FROM entries").fetchone()[0]
 
-    @classmethod
-    def loads(cls, data: bytes) -> HttpCache:
+    # between months -----------------------------------------------------------------------
+
+    def load_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Add earlier entries (not yet used by this run); returns how many."""
+        n, batch = 0, []
+        for key, e in entries:
+            if not isinstance(key, str) or not isinstance(e, dict):
+                continue
+            batch.append((key, _pack(e)))
+            if len(batch) >= BATCH:
+                n += self._insert_old(batch)
+                batch = []
+        return n + self._insert_old(batch)
+
+    def _insert_old(self, rows: list[tuple]) -> int:
+        if not rows:
+            return 0
+        with self.lock:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, 0)", rows)
+            self.db.execute("COMMIT")
+        return len(rows)
+
+    def read_jsonl(self, source: IO[bytes]) -> int:
+        """Entries from a format-2 state (gzip'd JSON Lines), streamed from `source`."""
+        lines = io.BufferedReader(gzip.GzipFile(fileobj=source, mode="rb"))  # type: ignore
+        head = json.loads(lines.readline() or b"{}")
+        if head.get("format") != FORMAT:
+            log.warning("state has format %r where %d was expected; starting without it",
+                        head.get("format"), FORMAT)
+            return 0
+
+        def entries() -> Iterator[tuple[str, dict[str, Any]]]:
+            for line in lines:
+                e = json.loads(line)
+                yield e.get("key"), e.get("entry")
+        return self.load_entries(entries())
+
+    def read_format_1(self, data: bytes) -> int:
+        """Entries from a state of the earlier format (one gzip'd JSON document)."""
         doc = json.loads(gzip.decompress(data))
-        if doc.get("format") != FORMAT:
-            return cls()
-        return cls(doc.get("entries", {}))
+        if doc.get("format") != 1:
+            return 0
+        return self.load_entries((doc.get("entries") or {}).items())
+
+    def used(self) -> Iterator[tuple[str, bytes]]:
+        """(key, the entry's JSON) of every entry this run used, in key order."""
+        with self.lock:
+            keys = [k for (k,) in self.db.execute(
+                "SELECT key FROM entries WHERE used = 1 ORDER BY key")]
+        for k in keys:
+            with self.lock:
+                row = self.db.execute("SELECT data FROM entries WHERE key = ?",
+                                      (k,)).fetchone()
+            if row is not None:
+                yield k, zlib.decompress(row[0])
+
+    def write_jsonl(self, out: IO[bytes]) -> int:
+        """This run's entries as a format-2 state (gzip'd JSON Lines) into `out`."""
+        n = 0
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as z:
+            z.write(json.dumps({"format": FORMAT}).encode() + b"\n")
+            for key, data in self.used():
+                z.write(b'{"key": ' + json.dumps(key).encode() + b', "entry": ' + data +
+                        b"}\n")
+                n += 1
+        return n
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+def _pack(entry: dict[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(entry, separators=(",", ":")).encode(), 6)
 
 
 class StateStore:
-    """Where the cache lives: a local directory or s3://bucket/prefix/."""
+    """Where the cache lives between runs: a local directory or s3://bucket/prefix/."""
 
     def __init__(self, url: str, owner: str):
         self.url = url
@@ -68,52 +172,95 @@ class StateStore:
             if not bucket:
                 raise ConfigError(f"--state {url!r} names no bucket: use s3://bucket/prefix/")
             self.prefix = "/".join(p for p in (prefix.strip("/"), owner) if p)
-            self.bucket, self.key = bucket, f"{self.prefix}/http-cache.json.gz"
-            self.path = None
+            self.bucket, self.key = bucket, f"{self.prefix}/{STATE_NAME}"
+            self.old_key = f"{self.prefix}/{OLD_STATE_NAME}"
+            self.path = self.old_path = None
         else:
             directory = Path(url[7:] if url.startswith("file://") else url)
-            self.path = directory / owner / "http-cache.json.gz"
-            self.bucket = self.key = self.prefix = None
+            self.path = directory / owner / STATE_NAME
+            self.old_path = directory / owner / OLD_STATE_NAME
+            self.bucket = self.key = self.old_key = self.prefix = None
 
     def _s3(self):
         import boto3
 
         return boto3.client("s3")
 
-    def load(self) -> HttpCache:
+    def load(self, workdir: str | os.PathLike[str]) -> HttpCache:
+        """The cache for this run, in an SQLite file under `workdir`, filled from the state."""
+        cache = HttpCache(Path(workdir) / "http-cache.sqlite")
         try:
-            if self.path is not None:
-                return HttpCache.loads(self.path.read_bytes()) if self.path.exists() else \
-                    HttpCache()
-            from botocore.exceptions import ClientError
-
-            try:
-                body = self._s3().get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
-            except ClientError as e:
-                code = e.response["Error"]["Code"]
-                if code in ("NoSuchKey", "404"):
-                    return HttpCache()
-                raise ConfigError(f"cannot read the state at {self.url} ({code}): create the "
-                                  "bucket or grant s3:GetObject on it, or fix --state") from None
-            return HttpCache.loads(body)
-        except (OSError, ValueError) as e:
+            n = self._read_into(cache)
+            log.info("state at %s: %d cached responses", self.url, n)
+        except ConfigError:
+            cache.close()
+            raise
+        except (OSError, ValueError, EOFError, zlib.error, sqlite3.Error) as e:
             log.warning("state at %s is unreadable (%s); starting without it", self.url, e)
-            return HttpCache()
+            with cache.lock:
+                cache.db.execute("DELETE FROM entries")
+        return cache
+
+    def _read_into(self, cache: HttpCache) -> int:
+        if self.path is not None:
+            if self.path.exists():
+                with open(self.path, "rb") as f:
+                    return cache.read_jsonl(f)
+            if self.old_path is not None and self.old_path.exists():
+                return cache.read_format_1(self.old_path.read_bytes())
+            return 0
+        body = self._get(self.key)
+        if body is not None:
+            try:
+                return cache.read_jsonl(body)
+            finally:
+                body.close()
+        old = self._get(self.old_key)
+        if old is not None:
+            try:
+                return cache.read_format_1(old.read())
+            finally:
+                old.close()
+        return 0
+
+    def _get(self, key: str):
+        """The object's streaming body, or None when there is no such object."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._s3().get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as e:
+            code = e.response["Error"]["Code"]
+            if code in ("NoSuchKey", "404"):
+                return None
+            raise ConfigError(f"cannot read the state at {self.url} ({code}): create the "
+                              "bucket or grant s3:GetObject on it, or fix --state") from None
 
     def assets(self) -> AssetCopies:
         return AssetCopies(self)
 
     def save(self, cache: HttpCache) -> None:
-        data = cache.dumps()
+        """Stream this run's entries to the state (through a temporary file beside the
+        cache, so memory holds one entry at a time), replacing the previous state."""
         try:
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_bytes(data)
-                tmp.replace(self.path)
-            else:
-                self._s3().put_object(Bucket=self.bucket, Key=self.key, Body=data,
-                                      ContentType="application/gzip")
+            fd, tmp_name = tempfile.mkstemp(prefix="state-", suffix=".jsonl.gz",
+                                            dir=cache.path.parent)
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    cache.write_jsonl(out)
+                if self.path is not None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    staged = self.path.with_suffix(".tmp")
+                    with open(tmp, "rb") as f, open(staged, "wb") as out:
+                        while chunk := f.read(1 << 20):
+                            out.write(chunk)
+                    staged.replace(self.path)
+                else:
+                    self._s3().upload_file(str(tmp), self.bucket, self.key,
+                                           ExtraArgs={"ContentType": "application/gzip"})
+            finally:
+                tmp.unlink(missing_ok=True)
         except Exception as e:  # noqa: BLE001 - boto or OS errors alike
             raise DestinationError(f"could not save state to {self.url} ({e}): check the "
                                    "path or the bucket permissions for --state") from None

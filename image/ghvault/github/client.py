@@ -218,6 +218,71 @@ class GitHubClient:
             m = LINK_NEXT.search(headers.get("link", "") or "")
             url = m.group(1) if m else None
 
+    def paginate_newest_first(self, path: str, params: dict[str, Any] | None = None,
+                              kind: str = "rest", slim: Any = None, refresh: Any = None
+                              ) -> Iterator[dict[str, Any]]:
+        """Every item of a list that only grows at its front, newest first, each with an
+        immutable `id` (a repository's issue events). Without a cache this is `paginate`.
+
+        With one, the list as read last time is kept (a memo in the cache: each item as
+        `slim(item)` makes it, one JSON text per item), and this run reads pages only until
+        it meets last time's newest item; when the items from there on that page are last
+        time's, in order, the rest of the list is last time's too. `refresh(slim_item)`
+        turns each of those back into the item as it reads now (for events: the issue
+        each embeds, from this run's issue list), or returns None to drop it (its issue was
+        deleted or transferred). Anything else (last time's newest item gone, a different
+        order) reads the whole list, as does a run without a memo. The memo is updated
+        when the iteration is complete.
+        """
+        if self.cache is None:
+            yield from self.paginate(path, params, kind)
+            return
+        slim = slim or (lambda item: item)
+        first = self._url(path, {"per_page": 100, **(params or {})})
+        memo_key = "/ghvault/newest-first" + HttpCache.key(first)
+        memo = self.cache.get(memo_key)
+        old = memo.get("items") if isinstance(memo, dict) else None
+        front = self._front(first, kind, old) if old else None
+        kept: list[str] = []
+
+        def keep(item: dict[str, Any]) -> dict[str, Any]:
+            kept.append(json.dumps(slim(item), separators=(",", ":")))
+            return item
+
+        if front is None:
+            for item in self.paginate(path, params, kind):
+                yield keep(item)
+        else:
+            for item in front:
+                yield keep(item)
+            for text in old or []:
+                item = json.loads(text)
+                item = refresh(item) if refresh is not None else item
+                if item is not None:
+                    yield keep(item)
+        self.cache.put(memo_key, {"items": kept})
+
+    def _front(self, url: str | None, kind: str, old: list[str]
+               ) -> list[dict[str, Any]] | None:
+        """The items before last time's newest (see paginate_newest_first), or None when
+        the list did not simply grow at its front."""
+        old_ids = [json.loads(text).get("id") for text in old[:100]]
+        top = old_ids[0]
+        fresh: list[dict[str, Any]] = []
+        while url:
+            data, headers = self._get_cached(url, kind)
+            page = data if isinstance(data, list) else []
+            pos = next((i for i, item in enumerate(page) if item.get("id") == top), None)
+            if pos is not None:
+                overlap = [item.get("id") for item in page[pos:]]
+                if overlap != old_ids[:len(overlap)]:
+                    return None
+                return fresh + page[:pos]
+            fresh += page
+            m = LINK_NEXT.search(headers.get("link", "") or "")
+            url = m.group(1) if m else None
+        return None  # last time's newest item is gone
+
     def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         self._pace()
         try:
