@@ -265,6 +265,13 @@ def _notes(rep: Report) -> list[str]:
     ]
     peer_two = rep.main.month_two[PEER]
     latest = rep.main.latest_repo_stamp
+    if latest and latest <= f"{rep.started:%Y-%m-%dT%H:%M:%SZ}":
+        notes.append(
+            f"- The simulator's generated history lies in the past (the owner's repositories "
+            f"were last updated or pushed at {latest}); `/_sim/mutate` dates the month's "
+            "activity within the 25 days before it runs, after all of it, so `since=`-based "
+            "incremental clients (the peer's `--incremental`) find it as they would on "
+            "GitHub.")
     if any(r.missing for r in peer_two) and latest > f"{rep.started:%Y-%m-%dT%H:%M:%SZ}":
         notes.append(
             "- The peer's month two is incomplete because its `--incremental` asks each "
