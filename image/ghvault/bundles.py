@@ -23,6 +23,47 @@ from .git import Git, GitError, Mirror, _cause
 
 BUNDLE_CHUNK = 1 << 20
 PACK_TRAILER = 20  # a pack ends with the SHA-1 of everything before it
+MAX_HEADER = 64 << 20
+
+
+class BundleParser:
+    """A git bundle's bytes, fed in chunks: keeps its header (the lines before the blank
+    line) and hashes its pack on the way, so that `pack_ok()` says whether the pack ends
+    with the SHA-1 of its content. Used while streaming a bundle into the archive and by
+    `ghvault verify`."""
+
+    def __init__(self) -> None:
+        self.header = bytearray()
+        self.in_pack = False
+        self.header_too_long = False
+        self._sha = hashlib.sha1(usedforsecurity=False)
+        self._start = b""
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        if not self.in_pack:
+            if self.header_too_long:
+                return
+            self.header += data
+            end = self.header.find(b"\n\n")
+            if end < 0:
+                self.header_too_long = len(self.header) > MAX_HEADER
+                return
+            data = bytes(self.header[end + 2:])
+            del self.header[end + 2:]
+            self.in_pack = True
+        if len(self._start) < 4:
+            self._start += data[:4 - len(self._start)]
+        joined = self._tail + data
+        cut = max(0, len(joined) - PACK_TRAILER)
+        self._sha.update(joined[:cut])
+        self._tail = joined[cut:]
+
+    def has_header(self) -> bool:
+        return bool(re.match(rb"^# v[23] git bundle\n", bytes(self.header[:20])))
+
+    def pack_ok(self) -> bool:
+        return self._start == b"PACK" and self._tail == self._sha.digest()
 
 
 def stream_bundle(git: Git, mirror: Mirror, consume: Callable[[IO[bytes]], object]) -> bool:
@@ -60,11 +101,7 @@ class _BundleStream:
         self.timer.daemon = True
         self.timer.start()
         self.timed_out = False
-        self.header = bytearray()
-        self.in_pack = False
-        self.pack_sha = hashlib.sha1(usedforsecurity=False)
-        self.pack_start = b""
-        self.tail = b""
+        self.bundle = BundleParser()
         self.done = False
         # Read the first chunk now: git counts and orders objects before it writes the
         # pack, and the consumer (which may hold the archive's lock) need not wait for it.
@@ -84,22 +121,9 @@ class _BundleStream:
         return data
 
     def _feed(self, data: bytes) -> None:
-        if not self.in_pack:
-            self.header += data
-            end = self.header.find(b"\n\n")
-            if end < 0:
-                if len(self.header) > 64 << 20:
-                    raise self._error("the bundle's header never ends")
-                return
-            data = bytes(self.header[end + 2:])
-            del self.header[end + 2:]
-            self.in_pack = True
-        if len(self.pack_start) < 4:
-            self.pack_start += data[:4 - len(self.pack_start)]
-        joined = self.tail + data
-        cut = max(0, len(joined) - PACK_TRAILER)
-        self.pack_sha.update(joined[:cut])
-        self.tail = joined[cut:]
+        self.bundle.feed(data)
+        if self.bundle.header_too_long:
+            raise self._error("the bundle's header never ends")
 
     def read(self, size: int = -1) -> bytes:
         """Up to `size` bytes (all that is left for a negative size); b"" at the end, once
@@ -130,9 +154,9 @@ class _BundleStream:
             self.stderr.seek(0)
             cause = _cause(self.git.scrub(self.stderr.read().decode("utf-8", "replace")))
             raise self._error(f"`git bundle create` failed: {cause}")
-        lines = bytes(self.header).decode("utf-8", "replace").splitlines()
-        if not lines or not re.match(r"^# v[23] git bundle$", lines[0]):
+        if not self.bundle.has_header():
             raise self._error("no bundle header")
+        lines = bytes(self.bundle.header).decode("utf-8", "replace").splitlines()
         heads = {}
         for line in lines[1:]:
             if line and line[0] not in "-@":
@@ -142,7 +166,7 @@ class _BundleStream:
         if heads != self.git.refs(self.mirror.path):
             raise self._error(f"the bundle lists {len(heads)} refs where the mirror has "
                               f"{len(self.mirror.refs)}")
-        if self.pack_start != b"PACK" or self.tail != self.pack_sha.digest():
+        if not self.bundle.pack_ok():
             raise self._error("its pack's checksum does not match its content")
 
     def _error(self, problem: str) -> GitError:

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from .archive import MANIFEST_NAME
+from .bundles import BundleParser
 from .source import SIDECAR, ArchiveSource, local_git
 
 log = logging.getLogger("ghvault")
 CHUNK = 1 << 20
-PACK_TRAILER = 20
 
 # entry name (below repos/<name>/ or account/) -> the manifest count it feeds
 JSONL_COUNTS = {"pulls.jsonl": "pulls", "issue_comments.jsonl": "comments",
@@ -135,36 +135,19 @@ class BundleCheck(EntryCheck):
         self.scratch = scratch
         self.file: IO[bytes] = tempfile.NamedTemporaryFile(dir=scratch, suffix=".bundle",
                                                             delete=False)
-        self.header, self.in_pack = bytearray(), False
-        self.sha = hashlib.sha1(usedforsecurity=False)
-        self.start, self.tail = b"", b""
+        self.bundle = BundleParser()
 
     def feed(self, data: bytes) -> None:
         self.file.write(data)
-        if not self.in_pack:
-            self.header += data
-            end = self.header.find(b"\n\n")
-            if end < 0:
-                if len(self.header) > 64 << 20:
-                    self.in_pack = True  # never: reported as no header
-                return
-            data = bytes(self.header[end + 2:])
-            del self.header[end + 2:]
-            self.in_pack = True
-        if len(self.start) < 4:
-            self.start += data[:4 - len(self.start)]
-        joined = self.tail + data
-        cut = max(0, len(joined) - PACK_TRAILER)
-        self.sha.update(joined[:cut])
-        self.tail = joined[cut:]
+        self.bundle.feed(data)
 
     def finish(self) -> str | None:
         self.file.close()
         path = Path(self.file.name)
         try:
-            if not re.match(rb"^# v[23] git bundle\n", bytes(self.header[:20])):
+            if not self.bundle.has_header():
                 return "is not a git bundle (no bundle header)"
-            if self.start != b"PACK" or self.tail != self.sha.digest():
+            if not self.bundle.pack_ok():
                 return "the bundle's pack does not match its SHA-1 checksum (corrupted)"
             result = local_git(["bundle", "verify", "--quiet", str(path)],
                                self.scratch / "repo.git")
