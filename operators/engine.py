@@ -95,11 +95,14 @@ def engine_error(code: int, *, owner: str, month: str, settings: DeploymentSetti
     else:
         hint = signals.get(code, "not one of the engine's documented exit codes")
         message = f"ghvault ended with exit code {code} backing up {owner} for {month} ({hint})"
-    if log_lines:
-        message += ".\nLast log lines:\n" + "\n".join(log_lines)
-    else:
-        message += "."
-    error = EXIT_CODES.get(code, BackupFailed)(message)
+    return _error(EXIT_CODES.get(code, BackupFailed), code, message, log_lines)
+
+
+def _error(kind: type[BackupFailed], code: int, message: str,
+           log_lines: Sequence[str]) -> BackupFailed:
+    """`kind` with `message` (one sentence) and the engine's last lines, if any."""
+    tail = ".\nLast log lines:\n" + "\n".join(log_lines) if log_lines else "."
+    error = kind(message + tail)
     error.exit_code = code
     return error
 
@@ -220,29 +223,22 @@ def verify_error(code: int, *, owner: str, month: str, settings: DeploymentSetti
                  where: str, log_lines: Sequence[str] = ()) -> BackupFailed:
     """The exception for a non-zero exit of ``ghvault verify`` on the month's archive."""
     url = f"s3://{settings.bucket}/{key}"
-    if code == 2:
-        error: BackupFailed = EngineConfigError(
-            f"ghvault verify rejected its arguments for {url} (exit 2): the engine image is "
-            "older than the operators; deploy matching versions")
-    elif code == 9:
-        error = DestinationFailed(
-            f"ghvault verify could not read {url} (exit 9: missing, access denied or not a "
-            f"zip): check that {where} may s3:GetObject it and its manifest")
-    elif code == 7:
-        error = VerificationFailed(
-            f"{url} is already in a cold storage class and cannot be verified without a "
-            "restore (exit 7): verify right after the backup, before the transition")
-    else:
-        error = VerificationFailed(
-            f"ghvault verify found problems in the archive of {owner} for {month}, {url} "
-            f"(exit {code}): the lines below name each damaged entry; run the backup for "
-            f"{month} again")
-    if log_lines:
-        error.args = (f"{error.args[0]}.\nLast log lines:\n" + "\n".join(log_lines),)
-    else:
-        error.args = (f"{error.args[0]}.",)
-    error.exit_code = code
-    return error
+    reasons: dict[int, tuple[type[BackupFailed], str]] = {
+        2: (EngineConfigError, f"ghvault verify rejected its arguments for {url} (exit 2): the "
+                               "engine image is older than the operators; deploy matching "
+                               "versions"),
+        7: (VerificationFailed, f"{url} is already in a cold storage class and cannot be "
+                                "verified without a restore (exit 7): verify right after the "
+                                "backup, before the transition"),
+        9: (DestinationFailed, f"ghvault verify could not read {url} (exit 9: missing, access "
+                               f"denied or not a zip): check that {where} may s3:GetObject it "
+                               "and its manifest"),
+    }
+    kind, message = reasons.get(code, (
+        VerificationFailed,
+        f"ghvault verify found problems in the archive of {owner} for {month}, {url} (exit "
+        f"{code}): the lines below name each damaged entry; run the backup for {month} again"))
+    return _error(kind, code, message, log_lines)
 
 
 class VerifyContract(BackupContract):

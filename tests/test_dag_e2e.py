@@ -255,7 +255,9 @@ def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deploy
     assert verification.exit_code == 0
     assert run.record.states("backup.verify_ecs") == ["success"]
     assert run.record.states("backup.verify_local") == ["skipped"]
-    assert run.record.result("backup.verify_ecs", 0)["verified"] is True
+    verified = run.record.result("backup.verify_ecs", 0)
+    assert verified["verified"] is True and verified["summary"]["ok"] is True
+    assert verified["summary"]["bundles"] > 0  # verify's JSON summary line, read from the log
     assert container.exit_code == 0 and container.stop_code == "EssentialContainerExited"
     assert container.command[:3] == ["run", "--owner", deployment.owner]
     assert "--include" in container.command and "lfs" not in container.command[
@@ -271,6 +273,7 @@ def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deploy
     note = run.only_notification()
     assert note["subject"] == f"ghvault: backup of {deployment.owner} for 2026-10 succeeded"
     assert "Verified (ghvault verify)" in note["message"]
+    assert f"is intact ({verified['summary']['entries']} entries" in note["message"]
 
 
 # -- failures ------------------------------------------------------------------------------------

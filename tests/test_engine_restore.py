@@ -118,9 +118,11 @@ def test_verify_accepts_the_backup_from_s3_reading_it_about_once(small_backup, a
 
     proc = ghvault("verify", small_backup["url"], env=aws.env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].endswith(
-        "OK (" + proc.stdout.split("OK (")[1].strip())
-    assert "bundles" in proc.stdout
+    *_, text, last = proc.stdout.strip().splitlines()
+    assert text.startswith(small_backup["url"]) and ": OK (" in text and "bundles" in text
+    summary = json.loads(last)  # the JSON summary line, as `run` and `restore` end
+    assert summary["ok"] is True and summary["problems"] == 0
+    assert summary["bundles"] > 0 and summary["entries"] > summary["bundles"]
     source = open_source(small_backup["url"])
     report = verify(source)
     assert report.ok, report.problems
@@ -149,6 +151,8 @@ def test_verify_names_a_flipped_byte_in_a_bundle(small_backup, tmp_path):
     named = [line for line in lines if line.startswith(f"{hit[0]}: ")]
     assert any("SHA-256 does not match" in line for line in named), lines
     assert any("pack does not match its SHA-1" in line for line in named), lines
+    summary = json.loads(lines[-1])
+    assert summary["ok"] is False and summary["problems"] == len(lines) - 2
     assert "ghvault: error:" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -467,7 +471,7 @@ def test_verify_waits_for_a_glacier_restore(small_backup, moto_server, slow_glac
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "(tier Expedited, 7 days)" in proc.stderr and "is restored" in proc.stderr
     assert "waiting for the Expedited restore" in proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].endswith(")") and "OK" in proc.stdout
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["ok"] is True
 
 
 def test_list_shows_archives_by_month_with_gaps(small_backup, moto_server, tmp_path):

@@ -175,7 +175,8 @@ def verify_command(args: argparse.Namespace, argv: list[str]) -> int:
     report = verify(open_ready(args, argv))
     for line in report.problems:
         print(line)
-    print(report.summary(), flush=True)
+    print(report.summary())
+    print(json.dumps(report.as_dict(), separators=(",", ":")), flush=True)
     if not report.ok:
         raise ArchiveInvalid(f"{args.archive} failed verification with "
                              f"{len(report.problems)} problem(s), listed above: back the "

@@ -74,6 +74,12 @@ class Report:
             return f"{self.archive}: OK ({what})"
         return f"{self.archive}: {len(self.problems)} problem(s) ({what})"
 
+    def as_dict(self) -> dict[str, Any]:
+        """The one-line JSON summary `ghvault verify` prints last (like `run` and `restore`)."""
+        return {"archive": self.archive, "ok": self.ok, "problems": len(self.problems),
+                "entries": self.entries, "bundles": self.bundles, "bytes": self.bytes,
+                "counts": dict(sorted(self.counts.items()))}
+
 
 class EntryCheck:
     """What one entry must satisfy beyond its size and SHA-256: fed chunk by chunk."""
