@@ -1,0 +1,166 @@
+"""The contract between the Airflow side and the engine, written once.
+
+The operators start `ghvault` (in a Fargate task, a container or a subprocess) and read back
+only what this module defines: the exit codes and their meaning, the content kinds
+`--include`/`--exclude` accept, where an owner's monthly archive and its sidecar manifest
+live, and the one-line JSON summary every command prints last. The Airflow side imports this
+module (the engine package is installed beside Airflow); the container image carries it too.
+
+Standard library only: importing it must never pull in boto3, PyGithub or Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from enum import IntEnum
+from typing import Any, NamedTuple
+
+
+class Exit(IntEnum):
+    """`ghvault`'s exit codes. Signals give 128 + N as usual (143 for SIGTERM)."""
+
+    OK = 0
+    INTERNAL = 1
+    CONFIG = 2
+    AUTH = 3
+    OWNER_NOT_FOUND = 4
+    DESTINATION = 5
+    GITHUB_UNAVAILABLE = 6
+    NOT_READY = 7
+    INVALID = 8
+    UNREADABLE = 9
+
+
+EXIT_MEANINGS: dict[Exit, str] = {
+    Exit.OK: "success: the archive and its manifest are in place",
+    Exit.INTERNAL: "unexpected internal error (a bug: the traceback is in the log)",
+    Exit.CONFIG: "bad arguments or configuration",
+    Exit.AUTH: "authentication or permission failure (token missing, invalid or lacking "
+               "scopes)",
+    Exit.OWNER_NOT_FOUND: "the owner does not exist or is not visible to the token",
+    Exit.DESTINATION: "the destination cannot be written (bucket, permissions, disk)",
+    Exit.GITHUB_UNAVAILABLE: "GitHub unavailable after retries (5xx, rate limits, network)",
+    Exit.NOT_READY: "verify/restore: the archive is in Glacier and not restored yet; a "
+                    "restore was started: run the same command again once it completes (or "
+                    "add --wait)",
+    Exit.INVALID: "verify/restore: the archive is damaged or incomplete (the problems are "
+                  "listed, one per line)",
+    Exit.UNREADABLE: "verify/restore/list: the archive cannot be read (missing, access "
+                     "denied, not a zip archive)",
+}
+
+# Exit codes after which running the same command again may succeed without anyone
+# changing anything (Airflow retries these; the others fail the task at once).
+RETRYABLE_EXITS = frozenset({Exit.INTERNAL, Exit.DESTINATION, Exit.GITHUB_UNAVAILABLE})
+
+# The kinds of content `ghvault run --include/--exclude` accept, in the order they are
+# documented. The manifest's `kinds` lists the ones a run kept.
+KINDS: tuple[str, ...] = (
+    "git", "wiki", "lfs", "issues", "comments", "events", "pulls", "reviews",
+    "review_comments", "commit_comments", "labels", "milestones", "releases", "assets",
+    "hooks", "advisories", "gists", "account",
+)
+
+# -- where an archive lives ------------------------------------------------------------------
+
+MONTH_PATTERN = r"(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])"
+# A GitHub login as the tools accept it: letters, digits, '-', '_' and '.' (Enterprise
+# Server allows '_' in logins), never a path separator.
+OWNER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
+SIDECAR_SUFFIX = ".manifest.json"  # the manifest beside the archive: `<key>.manifest.json`
+ARCHIVE_SUFFIX = ".zip"
+
+_MONTH = re.compile(MONTH_PATTERN)
+_OWNER = re.compile(OWNER_PATTERN)
+# {prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip, the prefix optional.
+_KEY = re.compile(rf"(?:^|/)(?P<owner>{OWNER_PATTERN})/(?P<y>\d{{4}})/(?P<m>0[1-9]|1[0-2])/"
+                  rf"(?P=owner)-(?P=y)-(?P=m){re.escape(ARCHIVE_SUFFIX)}$")
+
+
+class ArchiveId(NamedTuple):
+    """Which owner and month an archive key holds."""
+
+    owner: str
+    month: str  # YYYY-MM
+
+
+def check_month(month: str) -> str:
+    """`month` if it is YYYY-MM, else ValueError saying so."""
+    if not isinstance(month, str) or not _MONTH.fullmatch(month):
+        raise ValueError(f"month {month!r} is not YYYY-MM (for example 2026-10).")
+    return month
+
+
+def check_owner(owner: str) -> str:
+    """`owner` if it is a GitHub login, else ValueError saying so."""
+    if not isinstance(owner, str) or not _OWNER.fullmatch(owner):
+        raise ValueError(f"owner {owner!r} is not a GitHub user or organisation login "
+                         "(letters, digits, hyphens): fix the owners list.")
+    return owner
+
+
+def previous_month(month: str) -> str:
+    year, mm = (int(x) for x in check_month(month).split("-"))
+    return f"{year - 1}-12" if mm == 1 else f"{year}-{mm - 1:02d}"
+
+
+def archive_key(prefix: str | None, owner: str, month: str) -> str:
+    """`{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`; no leading slash without prefix."""
+    year, mm = check_month(month).split("-")
+    name = f"{check_owner(owner)}/{year}/{mm}/{owner}-{month}{ARCHIVE_SUFFIX}"
+    prefix = (prefix or "").strip("/")
+    return f"{prefix}/{name}" if prefix else name
+
+
+def sidecar_key(key: str) -> str:
+    """The manifest the engine writes beside the archive at `key`."""
+    return key + SIDECAR_SUFFIX
+
+
+def parse_archive_key(key: str) -> ArchiveId | None:
+    """(owner, month) of an archive key or path laid out as `archive_key` builds it; None
+    for anything else (sidecars, state, foreign objects)."""
+    m = _KEY.search(key)
+    return ArchiveId(m["owner"], f"{m['y']}-{m['m']}") if m else None
+
+
+# -- the summary line ------------------------------------------------------------------------
+
+# Every command ends its standard output with one line of JSON. These are the fields a
+# reader may rely on, per command; more may appear.
+SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
+    "run": ("owner", "month", "dest", "counts", "skipped", "bytes", "sha256", "api_requests",
+            "not_modified", "rate_limit_remaining", "duration_s"),
+    "verify": ("archive", "ok", "problems", "entries", "bundles", "bytes", "counts"),
+    "restore": ("archive", "to", "counts", "problems", "push_failures", "duration_s"),
+}
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """The summary as the one compact JSON line a command prints last."""
+    return json.dumps(summary, separators=(",", ":"), sort_keys=True)
+
+
+def parse_summary(lines: Iterable[str]) -> dict[str, Any] | None:
+    """The summary in a command's output: the last line that is a JSON object (normally the
+    very last), None when there is none."""
+    for line in reversed(list(lines)):
+        text = line.strip()
+        if text.startswith("{"):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict):
+                return parsed
+    return None
+
+
+__all__ = [
+    "ARCHIVE_SUFFIX", "EXIT_MEANINGS", "KINDS", "MONTH_PATTERN", "OWNER_PATTERN",
+    "RETRYABLE_EXITS", "SIDECAR_SUFFIX", "SUMMARY_FIELDS", "ArchiveId", "Exit", "archive_key",
+    "check_month", "check_owner", "parse_archive_key", "parse_summary", "previous_month",
+    "sidecar_key", "summary_line",
+]
