@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from pathlib import PurePosixPath
 from typing import IO, Any, Literal, Protocol
 
-MANIFEST_NAME = "MANIFEST.json"
+from .layout import MANIFEST_NAME, check_entry_name
+
 CHUNK = 1 << 20  # read and write files 1 MiB at a time
 JSONL_SPOOL = 4 << 20  # a JSONL entry stays in memory up to this size, then spills to disk
 SAMPLE = 256 << 10  # how much of an unknown binary is test-compressed to pick a method
@@ -53,21 +54,6 @@ TEXT_SUFFIXES = frozenset({
 
 class WritableSink(Protocol):
     def write(self, data: bytes, /) -> Any: ...
-
-
-def check_entry_name(name: str) -> str:
-    """The name as stored, or ValueError when it could escape or confuse an extraction."""
-    if not isinstance(name, str) or not name:
-        raise ValueError("archive entry name must be a non-empty string")
-    if "\\" in name or "\x00" in name:
-        raise ValueError(f"archive entry name {name!r} must use '/' and no NUL characters")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise ValueError(f"archive entry name {name!r} must be relative, not absolute")
-    parts = name.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"archive entry name {name!r} must not contain '..', '.' or empty "
-                         "components (or end with '/')")
-    return name
 
 
 def is_precompressed(name: str) -> bool:

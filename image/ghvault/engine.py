@@ -29,11 +29,12 @@ from .archive import ArchiveWriter
 from .bundles import stream_bundle
 from .collect import KINDS, Job, Ledger
 from .collect.account import collect_account
-from .collect.repo_meta import collect_repo_metadata, safe
+from .collect.repo_meta import collect_repo_metadata
 from .errors import AuthError, ConfigError, NotFound, OptionalDenied, OwnerNotFound
 from .git import Git, GitError, RepoNotFound
 from .github.cache import StateStore
 from .github.client import GitHubClient, make_auth
+from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry, repo_name_problem
 from .storage import open_destination
 
 log = logging.getLogger("ghvault")
@@ -148,6 +149,9 @@ class Backup:
                 continue
             if (keep and not keep.search(r["name"])) or (drop and drop.search(r["name"])):
                 continue
+            if problem := repo_name_problem(r["name"]):  # the archive layout cannot hold it
+                self.ledger.skip(f"repo {r['full_name']}", problem)
+                continue
             out.append(r)
         return sorted(out, key=lambda r: r["name"].lower())
 
@@ -155,12 +159,12 @@ class Backup:
 
     def repo_api(self, job: Job, repo: dict[str, Any]) -> None:
         try:
-            collect_repo_metadata(job, repo, f"repos/{safe(repo['name'])}")
+            collect_repo_metadata(job, repo)
         except NotFound as e:  # deleted while we were reading it
             self.ledger.skip(f"repo {repo['full_name']}", f"disappeared during the run ({e})")
 
     def repo_git(self, job: Job, git: Git, repo: dict[str, Any]) -> None:
-        prefix = f"repos/{safe(repo['name'])}"
+        name = repo["name"]
         # GitHub's `size` (KiB) is roughly what the mirror will occupy on disk.
         with self.disk.reserve(int(repo.get("size") or 0) * 1024):
             scratch = Path(tempfile.mkdtemp(prefix="repo-", dir=job.workdir))
@@ -173,13 +177,13 @@ class Backup:
                         return
                     if mirror.empty:
                         self.ledger.add("empty_repos")
-                        job.archive.add_json(f"{prefix}/git.empty.json",
+                        job.archive.add_json(repo_entry(name, "git.empty.json"),
                                              {"full_name": repo["full_name"], "empty": True})
                     else:
-                        self.add_bundle(job, git, mirror, f"{prefix}/git.bundle")
+                        self.add_bundle(job, git, mirror, repo_entry(name, "git.bundle"))
                         if job.wants("lfs"):
                             for obj in git.lfs_fetch(mirror):
-                                job.archive.add_file(f"{prefix}/lfs/{obj.oid}", obj.path)
+                                job.archive.add_file(lfs_entry(name, obj.oid), obj.path)
                                 self.ledger.add("lfs_objects")
                         shutil.rmtree(mirror.path)  # in the archive now: free the disk
                         self.ledger.add("git_bundles")
@@ -187,7 +191,7 @@ class Backup:
                     wiki_url = re.sub(r"\.git$", ".wiki.git", repo["clone_url"])
                     if git.exists(wiki_url):
                         wiki = git.mirror(wiki_url, scratch / "wiki.git")
-                        if self.add_bundle(job, git, wiki, f"{prefix}/wiki.bundle"):
+                        if self.add_bundle(job, git, wiki, repo_entry(name, "wiki.bundle")):
                             self.ledger.add("wikis")
                         shutil.rmtree(wiki.path)
             finally:
@@ -202,13 +206,15 @@ class Backup:
             git, mirror, lambda source: job.archive.add_stream(name, source, kind="stored"))
 
     def gist(self, job: Job, git: Git, gist: dict[str, Any]) -> None:
-        prefix = f"gists/{safe(gist['id'])}"
-        job.archive.add_json(f"{prefix}/gist.json", gist)
+        if problem := gist_id_problem(gist["id"]):  # the archive layout cannot hold it
+            self.ledger.skip(f"gist {gist['id']}", problem)
+            return
+        job.archive.add_json(gist_entry(gist["id"], "gist.json"), gist)
         with self.disk.reserve(GIST_DISK):
             scratch = Path(tempfile.mkdtemp(prefix="gist-", dir=job.workdir))
             try:
                 mirror = git.mirror(gist["git_pull_url"], scratch / "gist.git")
-                self.add_bundle(job, git, mirror, f"{prefix}/git.bundle")
+                self.add_bundle(job, git, mirror, gist_entry(gist["id"], "git.bundle"))
                 self.ledger.add("gists")
             except RepoNotFound as e:
                 self.ledger.skip(f"gist {gist['id']}", f"git: {e}")

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .errors import AuthError, ConfigError, GhvaultError, GitHubUnavailable, NotFound
+from .layout import LFS_OID
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ LFS_FILTER = (
     ("filter.lfs.process", "git-lfs filter-process"),
     ("filter.lfs.required", "true"),
 )
-OID = re.compile(r"^[0-9a-f]{64}$")
 
 _NOT_FOUND = re.compile(r"repository not found|repository '[^']*' not found|returned error: 404",
                         re.I)
@@ -362,7 +362,7 @@ class Git:
                 missing.extend(lost)
         store = mirror.path / "lfs" / "objects"
         found = [LfsObject(p.name, p.stat().st_size, p) for p in store.glob("??/??/*")
-                 if p.is_file() and OID.match(p.name)] if store.is_dir() else []
+                 if p.is_file() and LFS_OID.fullmatch(p.name)] if store.is_dir() else []
         return sorted(found, key=lambda o: o.oid)
 
 

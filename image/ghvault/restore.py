@@ -11,9 +11,11 @@ Layout of DIR:
     gists/<id>.git, gists/<id>/gist.json
 
 Entries are read in the order they are stored, each checked against the manifest's size
-and SHA-256 as it is written (a damaged entry is reported and left out). Bundles go to a
-scratch file beside DIR and are fetched into a fresh bare repository (`git fetch` runs
-index-pack, which checks every object).
+and SHA-256 as it is written (a damaged entry is reported and left out). An entry whose name
+the archive layout does not allow (see layout.py), or that the manifest does not list, is
+reported and never written: nothing lands outside DIR. Bundles go to a scratch file beside
+DIR and are fetched into a fresh bare repository (`git fetch` runs index-pack, which checks
+every object).
 
 With --push-to URL_TEMPLATE, every restored repository (not wikis or gists) is pushed to
 the URL with `{repo}` (and `{owner}`) filled in: LFS objects first (`git lfs push`), then
@@ -23,7 +25,6 @@ from GITHUB_TOKEN only and reaches git through its environment, as in backups (s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,22 +33,27 @@ import shutil
 import tempfile
 import time
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .archive import MANIFEST_NAME, check_entry_name
 from .errors import ArchiveInvalid, ConfigError, DestinationError
 from .git import Git, GitError, _cause
+from .layout import (
+    MANIFEST_NAME,
+    Entry,
+    Expected,
+    LayoutError,
+    ManifestError,
+    classify,
+    read_manifest,
+    shown,
+    stream_entry,
+)
 from .source import ArchiveSource, local_git
 
 log = logging.getLogger("ghvault")
-CHUNK = 1 << 20
-REPO_ENTRY = re.compile(r"^repos/(?P<repo>[^/]+)/(?P<rest>.+)$")
-GIST_BUNDLE = re.compile(r"^gists/(?P<gist>[^/]+)/git\.bundle$")
-LFS_ENTRY = re.compile(r"^lfs/(?P<oid>[0-9a-f]{64})$")
 
 
 @dataclass
@@ -98,9 +104,13 @@ class Restore:
             raise ConfigError(f"--to {self.to} is not an empty directory: choose a new one")
         zf, raw = self.source.open_zip()
         try:
-            manifest = self.read_manifest(zf)
-            self.owner = str(manifest.get("owner") or "")
-            listed = {e["path"]: e for e in manifest["entries"]}
+            try:
+                manifest = read_manifest(zf)
+            except ManifestError as e:
+                raise ArchiveInvalid(f"{MANIFEST_NAME} of {self.source.url} {e}: run "
+                                     f"`ghvault verify {self.source.url}`") from None
+            self.owner = str(manifest.doc.get("owner") or "")
+            listed = manifest.entries
             if self.keep is not None and not any(map(self.wanted, listed)):
                 raise ConfigError(f"--repos {self.opts.repos!r} matches no repository in "
                                   f"{self.source.url}: check the regex against the names "
@@ -108,15 +118,17 @@ class Restore:
             self.to.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=".ghvault-restore-", dir=self.to))
             try:
-                (self.to / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1,
+                (self.to / MANIFEST_NAME).write_text(json.dumps(manifest.doc, indent=1,
                                                                 sort_keys=True) + "\n")
                 infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+                seen: set[str] = set()
                 for info in infos:
-                    if info.filename in listed and self.wanted(info.filename):
-                        self.entry(zf, info, listed[info.filename], scratch)
+                    entry = self.allowed(info.filename, listed, seen)
+                    if entry is not None and self.wanted(entry.name):
+                        self.entry(zf, info, entry, listed[entry.name], scratch)
                 for name in sorted(set(listed) - {i.filename for i in infos}):
                     if self.wanted(name):
-                        self.outcome.problems.append(f"{name}: missing from the archive")
+                        self.problem(name, "missing from the archive")
                 self.finish_mirrors()
                 if self.opts.push_to:
                     self.push_all(scratch)
@@ -127,88 +139,82 @@ class Restore:
             raw.close()
         return self.summary()
 
-    def read_manifest(self, zf: zipfile.ZipFile) -> dict[str, Any]:
+    def problem(self, name: str, text: str) -> None:
+        self.outcome.problems.append(f"{shown(name)}: {text}")
+
+    def allowed(self, name: str, listed: dict[str, Expected], seen: set[str]) -> Entry | None:
+        """The entry, when the layout allows its name and the manifest lists it once; None
+        (reported, unless it is the manifest itself) otherwise."""
         try:
-            manifest = json.loads(zf.read(MANIFEST_NAME))
-        except (KeyError, ValueError, zipfile.BadZipFile, zlib.error) as e:
-            raise ArchiveInvalid(f"{self.source.url} has no readable {MANIFEST_NAME} ({e}): "
-                                 f"run `ghvault verify {self.source.url}`") from None
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), list):
-            raise ArchiveInvalid(f"{MANIFEST_NAME} in {self.source.url} lists no entries: it "
-                                 "is not a ghvault archive")
-        return manifest
+            entry = classify(name)
+        except LayoutError as e:
+            self.problem(name, f"not allowed by the archive layout ({e}); left out")
+            return None
+        if name in seen:
+            self.problem(name, "appears twice in the archive; left out")
+            return None
+        seen.add(name)
+        if entry.role == "manifest":
+            return None  # written above, from what was read
+        if name not in listed:
+            self.problem(name, "is in the archive but not in the manifest; left out")
+            return None
+        return entry
 
     def wanted(self, name: str) -> bool:
         """Everything without --repos; with it, only the matching repositories' entries."""
         if self.keep is None:
             return True
-        m = REPO_ENTRY.match(name)
-        return bool(m and self.keep.search(m["repo"]))
+        try:
+            repo = classify(name).repo
+        except LayoutError:
+            return False
+        return repo is not None and bool(self.keep.search(repo))
 
     # entries ---------------------------------------------------------------------------
 
-    def entry(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: dict[str, Any],
-              scratch: Path) -> None:
-        name = info.filename
-        try:
-            check_entry_name(name)
-        except ValueError as e:
-            self.outcome.problems.append(f"{name}: unsafe name ({e})")
-            return
-        repo = REPO_ENTRY.match(name)
-        gist = GIST_BUNDLE.match(name)
-        target = None
-        if repo and repo["rest"] in ("git.bundle", "wiki.bundle"):
-            wiki = ".wiki" if repo["rest"] == "wiki.bundle" else ""
-            target = self.to / "repos" / f"{repo['repo']}{wiki}.git"
-        elif gist:
-            target = self.to / "gists" / f"{gist['gist']}.git"
-        if target is not None:
+    def entry(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Entry,
+              expected: Expected, scratch: Path) -> None:
+        repos, role = self.to / "repos", entry.role
+        if role in ("git_bundle", "wiki_bundle", "gist_bundle"):
+            target = (self.to / "gists" / f"{entry.gist}.git" if role == "gist_bundle" else
+                      repos / f"{entry.repo}{'.wiki' if role == 'wiki_bundle' else ''}.git")
             bundle = scratch / "entry.bundle"
-            if self.extract(zf, info, expected, bundle):
-                self.mirror_from_bundle(name, bundle, target)
-                if repo and repo["rest"] == "git.bundle":
-                    self.mirrors[repo["repo"]] = target
+            if self.extract(zf, info, entry, expected, bundle):
+                self.mirror_from_bundle(entry.name, bundle, target)
+                if role == "git_bundle":
+                    self.mirrors[str(entry.repo)] = target
             bundle.unlink(missing_ok=True)
             return
-        if repo and (lfs := LFS_ENTRY.match(repo["rest"])):
-            oid = lfs["oid"]
-            store = self.to / "repos" / f"{repo['repo']}.git" / "lfs" / "objects"
-            if self.extract(zf, info, expected, store / oid[:2] / oid[2:4] / oid, oid=oid):
+        if role == "lfs_object":
+            oid = str(entry.oid)
+            store = repos / f"{entry.repo}.git" / "lfs" / "objects"
+            if self.extract(zf, info, entry, expected, store / oid[:2] / oid[2:4] / oid):
                 self.outcome.add("lfs_objects")
             return
-        if repo and repo["rest"] == "git.empty.json":
-            self.init_bare(self.to / "repos" / f"{repo['repo']}.git")
+        if role == "empty_repo":
+            self.init_bare(repos / f"{entry.repo}.git")
             self.outcome.add("empty_repos")
-        if self.extract(zf, info, expected, self.to / name):
+        if self.extract(zf, info, entry, expected, self.to / entry.name):
             self.outcome.add("files")
 
-    def extract(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: dict[str, Any],
-                target: Path, oid: str | None = None) -> bool:
+    def extract(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Entry,
+                expected: Expected, target: Path) -> bool:
         """Copy an entry to `target`, checking its size and SHA-256 (and LFS oid); a
         damaged entry is reported and not kept."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
+        if not target.resolve().is_relative_to(self.to.resolve()):
+            self.problem(entry.name, f"would be written outside {self.to}; left out")
+            return False
         try:
-            with zf.open(info) as src, open(target, "wb") as out:
-                while data := src.read(CHUNK):
-                    digest.update(data)
-                    size += len(data)
-                    out.write(data)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-            problem = f"cannot be read ({e})"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as out:
+                streamed = stream_entry(zf, info, expected, out.write, oid=entry.oid)
         except OSError as e:
             raise DestinationError(f"cannot write {target} ({e.strerror or e}): free space "
                                    "or choose another --to") from None
-        else:
-            problem = ""
-            if size != expected.get("size") or digest.hexdigest() != expected.get("sha256"):
-                problem = "does not match its size and SHA-256 in the manifest (corrupted)"
-            elif oid and digest.hexdigest() != oid:
-                problem = "the LFS object's content does not hash to its oid"
-        if problem:
+        if streamed.problems:
             target.unlink(missing_ok=True)
-            self.outcome.problems.append(f"{info.filename}: {problem}; left out")
+            self.problem(entry.name, f"{streamed.problems[0]}; left out")
             return False
         return True
 

@@ -1,6 +1,9 @@
 """`ghvault verify ARCHIVE`: is this archive intact and complete?
 
 Checks, in one pass over the archive (entries in the order they are stored):
+- every entry's name is one the archive layout allows (see layout.py): anything else (a
+  path escaping the directory, an unknown file, `repos/x.git/config`) is a problem even
+  when the manifest lists it;
 - every manifest entry is there, with the recorded size and SHA-256, and nothing else is;
 - every bundle is a bundle whose pack's trailing SHA-1 matches its content, and which
   `git bundle verify` accepts inside a scratch repository;
@@ -13,38 +16,36 @@ Memory stays at about one buffer: entries are streamed, bundles go through a scr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import shutil
 import tempfile
 import zipfile
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .archive import MANIFEST_NAME
 from .bundles import BundleParser
-from .source import SIDECAR, ArchiveSource, local_git
+from .contract import SIDECAR_SUFFIX
+from .layout import (
+    COUNTS,
+    MANIFEST_NAME,
+    Entry,
+    Expected,
+    LayoutError,
+    Manifest,
+    ManifestError,
+    classify,
+    parse_manifest,
+    read_manifest,
+    shown,
+    stream_entry,
+)
+from .source import ArchiveSource, local_git
 
 log = logging.getLogger("ghvault")
-CHUNK = 1 << 20
-
-# entry name (below repos/<name>/ or account/) -> the manifest count it feeds
-JSONL_COUNTS = {"pulls.jsonl": "pulls", "issue_comments.jsonl": "comments",
-                "issue_events.jsonl": "events", "reviews.jsonl": "reviews",
-                "review_comments.jsonl": "review_comments",
-                "commit_comments.jsonl": "commit_comments"}
-JSON_COUNTS = {"labels.json": "labels", "milestones.json": "milestones", "hooks.json": "hooks",
-               "security_advisories.json": "advisories", "releases.json": "releases"}
-ACCOUNT_COUNTS = {"account/followers.json": "followers", "account/following.json": "following",
-                  "account/starred.json": "starred", "account/subscriptions.json": "watching",
-                  "account/members.json": "members", "account/teams.json": "teams"}
-REPO_FILE = re.compile(r"^repos/[^/]+/(?P<rest>.+)$")
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Report:
     counts: Counter = field(default_factory=Counter)
 
     def problem(self, entry: str | None, text: str) -> None:
-        line = f"{entry}: {text}" if entry else text
+        line = f"{shown(entry)}: {text}" if entry else text
         self.problems.append(line)
         log.debug("problem: %s", line)
 
@@ -165,99 +166,74 @@ class BundleCheck(EntryCheck):
             path.unlink(missing_ok=True)
 
 
-def manifest_counts(path: str, counts: Counter) -> EntryCheck:
-    """The check for an entry, counting into `counts` what the manifest counts."""
-    def add(kind: str) -> Callable[[Any], None]:
-        return lambda doc: counts.update({kind: len(doc) if isinstance(doc, list) else 0})
+def entry_check(entry: Entry, counts: Counter, scratch: Path) -> EntryCheck:
+    """The check for an entry's content, counting into `counts` what the manifest counts."""
+    kind, per = entry.spec.count, entry.spec.per
 
-    m = REPO_FILE.match(path)
-    rest = m["rest"] if m else ""
-    if rest == "issues.jsonl":
-        return JsonlCheck(lambda doc: counts.update(
-            {"issues": int(isinstance(doc, dict) and "pull_request" not in doc)}))
-    if rest in JSONL_COUNTS:
-        return JsonlCheck(lambda doc: counts.update({JSONL_COUNTS[rest]: 1}))
-    if rest in JSON_COUNTS:
-        return JsonCheck(add(JSON_COUNTS[rest]))
-    if path in ACCOUNT_COUNTS:
-        return JsonCheck(add(ACCOUNT_COUNTS[path]))
-    for suffix, kind in (("repo.json", "repos"), ("git.empty.json", "empty_repos"),
-                         ("git.bundle", "git_bundles"), ("wiki.bundle", "wikis")):
-        if rest == suffix:
-            counts[kind] += 1
-    if rest.startswith("releases/"):
-        counts["release_assets"] += 1
-    elif rest.startswith("lfs/"):
-        counts["lfs_objects"] += 1
-    elif re.match(r"^gists/[^/]+/git\.bundle$", path):
-        counts["gists"] += 1
-    if path.endswith(".jsonl"):
-        return JsonlCheck(lambda doc: None)
-    if path.endswith(".json"):
-        return JsonCheck(lambda doc: None)
-    return EntryCheck()
+    def count(doc: Any) -> None:
+        """One JSON document of the entry: the whole entry, or a JSONL line."""
+        if kind is None or per == "entry":
+            return
+        if per == "item":
+            counts.update({kind: len(doc) if isinstance(doc, list) else 0})
+        elif per == "issue":  # issues.jsonl holds pull requests too
+            counts.update({kind: int(isinstance(doc, dict) and "pull_request" not in doc)})
+        else:
+            counts.update({kind: 1})
+
+    if kind is not None and per == "entry":
+        counts[kind] += 1
+    checks: dict[str, Callable[[], EntryCheck]] = {
+        "bundle": lambda: BundleCheck(scratch), "json": lambda: JsonCheck(count),
+        "jsonl": lambda: JsonlCheck(count), "blob": EntryCheck}
+    return checks[entry.spec.format]()
 
 
-def read_manifest(zf: zipfile.ZipFile, report: Report) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads(zf.read(MANIFEST_NAME))
-    except KeyError:
-        report.problem(MANIFEST_NAME, "missing from the archive")
-        return None
-    except (ValueError, zipfile.BadZipFile, zlib.error, OSError) as e:
-        report.problem(MANIFEST_NAME, f"cannot be read ({e})")
-        return None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), list):
-        report.problem(MANIFEST_NAME, "has no list of entries")
-        return None
-    return manifest
-
-
-def check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: dict[str, Any] | None,
-                check: EntryCheck, report: Report) -> None:
-    name = info.filename
-    digest, size = hashlib.sha256(), 0
-    try:
-        with zf.open(info) as f:
-            while data := f.read(CHUNK):
-                digest.update(data)
-                size += len(data)
-                check.feed(data)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
-        report.problem(name, f"cannot be read ({e})")
-        check.finish()
-        return
-    report.bytes += size
+def check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Entry,
+                expected: Expected | None, check: EntryCheck, report: Report) -> None:
+    streamed = stream_entry(zf, info, expected, check.feed, oid=entry.oid)
     problem = check.finish()
-    if expected is not None:
-        if size != expected.get("size"):
-            report.problem(name, f"has {size} bytes where the manifest says "
-                                 f"{expected.get('size')}")
-        elif digest.hexdigest() != expected.get("sha256"):
-            report.problem(name, "SHA-256 does not match the manifest (corrupted)")
-    if problem:
-        report.problem(name, problem)
-    lfs = re.match(r"^repos/[^/]+/lfs/([0-9a-f]{64})$", name)
-    if lfs and lfs[1] != digest.hexdigest():
-        report.problem(name, "the LFS object's content does not hash to its oid")
+    for text in streamed.problems:
+        report.problem(entry.name, text)
+    if streamed.readable:
+        report.bytes += streamed.size
+        if problem:
+            report.problem(entry.name, problem)
 
 
 def compare_counts(manifest: dict[str, Any], found: Counter, report: Report) -> None:
     recorded = manifest.get("counts") or {}
     skipped = " ".join(s.get("item", "") for s in manifest.get("skipped") or [])
-    for kind in sorted(set(found) | {k for k in recorded if k in KNOWN_COUNTS}):
+    for kind in sorted(set(found) | {k for k in recorded if k in COUNTS}):
         if kind == "repos" and "repo " in skipped:
             continue  # a repository that vanished mid-run is counted but has partial files
-        if kind not in KNOWN_COUNTS:
+        if kind not in COUNTS:
             continue
         if int(recorded.get(kind, 0)) != found.get(kind, 0):
             report.problem(None, f"count {kind!r}: the manifest says {recorded.get(kind, 0)}, "
                                  f"the files hold {found.get(kind, 0)}")
 
 
-KNOWN_COUNTS = frozenset({"issues", "repos", "empty_repos", "git_bundles", "wikis",
-                          "release_assets", "lfs_objects", "gists", *JSONL_COUNTS.values(),
-                          *JSON_COUNTS.values(), *ACCOUNT_COUNTS.values()})
+def the_manifest(zf: zipfile.ZipFile, sidecar: dict[str, Any] | None, url: str,
+                 report: Report) -> Manifest | None:
+    """MANIFEST.json; the sidecar's list when it is unusable (every entry is still checked
+    against what was published); None when neither can be used."""
+    try:
+        manifest = read_manifest(zf)
+    except ManifestError as e:
+        report.problem(MANIFEST_NAME, str(e))
+    else:
+        if sidecar is not None and sidecar.get("entries") != manifest.doc["entries"]:
+            report.problem(None, f"the sidecar {url}{SIDECAR_SUFFIX} lists other entries "
+                                 f"than {MANIFEST_NAME}")
+        return manifest
+    if sidecar is None:
+        return None
+    try:
+        return parse_manifest(sidecar)
+    except ManifestError as e:
+        report.problem(None, f"the sidecar {url}{SIDECAR_SUFFIX} {e}")
+        return None
 
 
 def verify(source: ArchiveSource) -> Report:
@@ -267,38 +243,35 @@ def verify(source: ArchiveSource) -> Report:
     scratch = Path(tempfile.mkdtemp(prefix="ghvault-verify-"))
     try:
         local_git(["init", "--bare", "-q", str(scratch / "repo.git")], scratch)
-        manifest = read_manifest(zf, report)
-        if manifest is None and sidecar is not None:
-            manifest = sidecar  # still check every entry against what was published
-        listed = {e["path"]: e for e in (manifest or {}).get("entries", [])
-                  if isinstance(e, dict) and "path" in e}
-        if sidecar is not None and manifest is not None and manifest is not sidecar and \
-                sidecar.get("entries") != manifest.get("entries"):
-            report.problem(None, f"the sidecar {source.url}{SIDECAR} lists other entries than "
-                                 f"{MANIFEST_NAME}")
+        manifest = the_manifest(zf, sidecar, source.url, report)
+        listed = manifest.entries if manifest else {}
         seen: set[str] = set()
         for info in sorted(zf.infolist(), key=lambda i: i.header_offset):
             name = info.filename
-            if name == MANIFEST_NAME or name.endswith("/"):
-                continue
             if name in seen:
                 report.problem(name, "appears twice in the archive")
             seen.add(name)
+            try:
+                entry = classify(name)
+            except LayoutError as e:
+                report.entries += 1
+                report.problem(name, f"is not allowed by the archive layout: {e}")
+                continue
+            if entry.role == "manifest":
+                continue
             report.entries += 1
             expected = listed.get(name)
             if expected is None:
                 report.problem(name, "is in the archive but not in the manifest")
-            check = (BundleCheck(scratch) if name.endswith(".bundle")
-                     else manifest_counts(name, report.counts))
-            if isinstance(check, BundleCheck):
+            check = entry_check(entry, report.counts, scratch)
+            if entry.spec.format == "bundle":
                 report.bundles += 1
-                manifest_counts(name, report.counts)
-            check_entry(zf, info, expected, check, report)
+            check_entry(zf, info, entry, expected, check, report)
             log.debug("checked %s", name)
         for name in sorted(set(listed) - seen):
             report.problem(name, "is in the manifest but missing from the archive")
         if manifest is not None:
-            compare_counts(manifest, report.counts, report)
+            compare_counts(manifest.doc, report.counts, report)
         check_archive_digest(source, sidecar, raw.finish_sha256(), raw.size, report)
         report.fetched, report.requests = raw.bytes_read, getattr(raw, "requests", 0)
     finally:
@@ -311,9 +284,9 @@ def verify(source: ArchiveSource) -> Report:
 def check_archive_digest(source: ArchiveSource, sidecar: dict[str, Any] | None, sha256: str,
                          size: int, report: Report) -> None:
     if sidecar is None:
-        report.problem(None, f"the sidecar manifest {source.url}{SIDECAR} is missing, so the "
-                             "archive's own checksum cannot be checked: fetch it beside the "
-                             "archive")
+        report.problem(None, f"the sidecar manifest {source.url}{SIDECAR_SUFFIX} is missing, so "
+                             "the archive's own checksum cannot be checked: fetch it beside "
+                             "the archive")
         return
     recorded = sidecar.get("archive") or {}
     if recorded.get("size") != size:

@@ -15,12 +15,13 @@ import tempfile
 from typing import Any
 
 from ..errors import NotFound, OptionalDenied
+from ..layout import release_asset_entry, repo_entry
 from . import Job
 from .reviews import collect_reviews
 
 log = logging.getLogger("ghvault.collect")
 
-# (kind, archive file, path under /repos/{o}/{r}, query parameters)
+# (kind, archive file (see layout.REPO_FILES), path under /repos/{o}/{r}, query parameters)
 STREAMS = [
     ("issues", "issues.jsonl", "/issues", {"state": "all", "sort": "created", "direction": "asc"}),
     ("comments", "issue_comments.jsonl", "/issues/comments",
@@ -83,10 +84,10 @@ def events_to_jsonl(job: Job, name: str, path: str, issues: dict[int, str] | Non
     return n
 
 
-def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
-    full = repo["full_name"]
+def collect_repo_metadata(job: Job, repo: dict[str, Any]) -> None:
+    full, name = repo["full_name"], repo["name"]
     base = f"/repos/{full}"
-    job.archive.add_json(f"{prefix}/repo.json", repo)
+    job.archive.add_json(repo_entry(name, "repo.json"), repo)
     pulls: list[dict] = []
     pulls_etags: list[str] = []
     # This run's issues by number, for refreshing last month's events (with --state).
@@ -98,10 +99,10 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
         try:
             if kind == "events":
                 job.ledger.add(kind, events_to_jsonl(
-                    job, f"{prefix}/{filename}", base + path,
+                    job, repo_entry(name, filename), base + path,
                     issues if issues_read else None))
                 continue
-            keys = stream_to_jsonl(job, f"{prefix}/{filename}", base + path, params,
+            keys = stream_to_jsonl(job, repo_entry(name, filename), base + path, params,
                                    pulls_etags if kind == "pulls" else None,
                                    issues if kind == "issues" else None)
         except OptionalDenied as e:
@@ -128,19 +129,19 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any], prefix: str) -> None:
         except (OptionalDenied, NotFound) as e:
             job.ledger.skip(f"{full} {kind}", str(e))
             continue
-        job.archive.add_json(f"{prefix}/{filename}", items)
+        job.archive.add_json(repo_entry(name, filename), items)
         job.ledger.add(kind, len(items))
     if job.wants("reviews") and pulls:
-        collect_reviews(job, repo, [p["number"] for p in pulls], f"{prefix}/reviews.jsonl",
+        collect_reviews(job, repo, [p["number"] for p in pulls], repo_entry(name, "reviews.jsonl"),
                         pulls_etags if job.wants("pulls") else None)
     if job.wants("releases"):
-        collect_releases(job, repo, prefix)
+        collect_releases(job, repo)
 
 
-def collect_releases(job: Job, repo: dict[str, Any], prefix: str) -> None:
+def collect_releases(job: Job, repo: dict[str, Any]) -> None:
     full = repo["full_name"]
     releases = list(job.client.paginate(f"/repos/{full}/releases"))
-    job.archive.add_json(f"{prefix}/releases.json", releases)
+    job.archive.add_json(repo_entry(repo["name"], "releases.json"), releases)
     job.ledger.add("releases", len(releases))
     if not job.wants("assets"):
         return
@@ -148,7 +149,7 @@ def collect_releases(job: Job, repo: dict[str, Any], prefix: str) -> None:
         # The release list already carries its assets: no request per release.
         for asset in release.get("assets") or []:
             tag = release.get("tag_name") or str(release["id"])
-            name = f"{prefix}/releases/{safe(tag)}/{safe(asset['name'])}"
+            name = release_asset_entry(repo["name"], tag, asset["name"])
             fd, tmp = tempfile.mkstemp(prefix="asset-", dir=job.workdir)
             os.close(fd)
             try:
@@ -163,8 +164,3 @@ def collect_releases(job: Job, repo: dict[str, Any], prefix: str) -> None:
             finally:
                 os.unlink(tmp)
 
-
-def safe(name: str) -> str:
-    """A path segment: no separators, no parent references."""
-    cleaned = name.replace("/", "__").replace("\\", "__")
-    return "_" if cleaned in ("", ".", "..") else cleaned
