@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -187,14 +188,16 @@ def test_stream_entry_checks_size_sha256_and_oid_and_lets_writes_fail() -> None:
 # --- hostile archives ---------------------------------------------------------------------
 
 
-def write_archive(path: Path, entries: list[tuple[str, bytes]], doc: dict) -> None:
+def write_archive(path: Path, entries: list[tuple[str, bytes]], doc: dict,
+                  extra: Iterable[tuple[str, bytes]] = ()) -> None:
     """A zip of `entries` whose MANIFEST.json and sidecar list every one of them with its
-    true size and SHA-256 (and the sidecar the archive's own), as the writer would."""
+    true size and SHA-256 (and the sidecar the archive's own), as the writer would; then
+    the `extra` entries, unlisted."""
     listed = sorted(({"path": n, "size": len(d), "sha256": sha256(d), "compressed": False}
                      for n, d in entries), key=lambda e: e["path"])
     manifest = {**doc, "entries": listed}
     with zipfile.ZipFile(path, "w") as z:
-        for name, data in entries:
+        for name, data in [*entries, *extra]:
             z.writestr(zipfile.ZipInfo(name), data)
         z.writestr(MANIFEST_NAME, json.dumps(manifest))
     body = path.read_bytes()
@@ -250,17 +253,15 @@ def check_refused(tmp_path: Path, archive: Path, name: str, payload: bytes) -> N
             assert payload not in path.read_bytes(), path
 
 
-def hostile_names(tmp_path: Path) -> list[str]:
-    return ["../escape.txt", "repos/toolbox/../../../escape.txt",
-            str(tmp_path / "absolute.txt"), "repos\\toolbox\\escape.txt",
-            "repos/toolbox.git/config", "repos/toolbox.git/hooks/post-checkout",
-            "repos/toolbox/config", "gists/abc.git/config", "unknown/file.txt",
-            "repos/toolbox/releases/v1\n/evil.txt"]
+HOSTILE = ["../escape.txt", "repos/toolbox/../../../escape.txt", "<tmp>/absolute.txt",
+           "repos\\toolbox\\escape.txt", "repos/toolbox.git/config",
+           "repos/toolbox.git/hooks/post-checkout", "repos/toolbox/config",
+           "gists/abc.git/config", "unknown/file.txt", "repos/toolbox/releases/v1\n/evil.txt"]
 
 
-@pytest.mark.parametrize("index", range(10))
-def test_a_hostile_entry_fails_verify_and_restore_writes_nothing_outside(tmp_path, index):
-    name = hostile_names(tmp_path)[index]
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_entry_fails_verify_and_restore_writes_nothing_outside(tmp_path, hostile):
+    name = hostile.replace("<tmp>", str(tmp_path))  # an absolute path
     payload = f'[core]\n\tfsmonitor = "touch {tmp_path}/pwned"\n'.encode()
     bundle = bundle_of_one_commit(tmp_path / "git")
     archive = tmp_path / "work" / "hubber-2026-10.zip"
@@ -272,6 +273,26 @@ def test_a_hostile_entry_fails_verify_and_restore_writes_nothing_outside(tmp_pat
     check_refused(tmp_path, archive, name, payload)
     config = tmp_path / "restored" / "to" / "repos" / "toolbox.git" / "config"
     assert config.is_file() and b"fsmonitor" not in config.read_bytes()
+
+
+def test_an_entry_stored_twice_is_named_and_restored_once(tmp_path) -> None:
+    """zipfile reads the later of two same-named entries; restore keeps the first, the one
+    the manifest describes, and names the other."""
+    good, evil = b'{"name": "toolbox"}\n', b'{"name": "evil"}\n'
+    archive = tmp_path / "work" / "twice.zip"
+    archive.parent.mkdir()
+    doc = {"owner": "hubber", "month": "2026-10", "counts": {"repos": 1}, "skipped": []}
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        write_archive(archive, [("repos/toolbox/repo.json", good)], doc,
+                      extra=[("repos/toolbox/repo.json", evil)])
+    proc = ghvault("verify", str(archive))
+    assert proc.returncode == 8
+    assert "repos/toolbox/repo.json: appears twice in the archive" in proc.stdout.splitlines()
+    to = tmp_path / "to"
+    proc = ghvault("restore", str(archive), "--to", str(to))
+    assert proc.returncode == 8
+    assert "repos/toolbox/repo.json: appears twice in the archive; left out" in proc.stdout
+    assert (to / "repos" / "toolbox" / "repo.json").read_bytes() == good
 
 
 # --- real archives ------------------------------------------------------------------------

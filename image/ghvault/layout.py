@@ -1,25 +1,18 @@
 """The archive's layout, written once: every entry name an archive may hold and what it holds.
 
-    MANIFEST.json                               the manifest, last entry
-    account/<file>.json                         the owner's profile, social graph, members, teams
-    account/teams/<team>/{members,repos}.json   an organisation team's members and repositories
-    repos/<repo>/<file>                         a repository's metadata, bundles, empty marker
-    repos/<repo>/lfs/<oid>                      an LFS object, named by its SHA-256
-    repos/<repo>/releases/<tag>/<asset>         a release asset
-    gists/<gist>/{gist.json,git.bundle}         a gist's metadata and its repository
-
-The writer builds names only with the functions below (`repo_entry`, `lfs_entry`, ...),
-and `classify` turns a name back into what it is, or raises LayoutError saying why the
-layout does not allow it: `verify` reports such entries and `restore` refuses them. Names
-are matched exactly: `<repo>` is a GitHub repository name (so never `x.git` or `x.wiki`,
-which restore uses for mirrors and wikis), `<gist>` a gist id, `<oid>` 64 hex digits, and
-`<team>`, `<tag>` and `<asset>` are single path segments with no control character.
+`SPECS` lists every kind of entry: its path pattern (under `MANIFEST.json`, `account/`,
+`repos/<repo>/` or `gists/<gist>/`), what it holds, its format, how it is compressed and
+the manifest count it feeds. The writer builds names only with the functions below
+(`repo_entry`, `lfs_entry`, ...), and `classify` turns a name back into what it is, or
+raises LayoutError saying why the layout does not allow it: `verify` reports such entries
+and `restore` refuses them. Names are matched exactly: `<repo>` is a GitHub repository name
+(so never `x.git` or `x.wiki`, which restore uses for mirrors and wikis), `<gist>` a gist
+id, `<oid>` 64 hex digits, and `<team>`, `<tag>` and `<asset>` single path segments without
+control characters.
 
 The manifest (MANIFEST.json, and the sidecar beside the archive) is read and validated by
 `read_manifest`/`parse_manifest`, and `stream_entry` checks an entry's size and SHA-256
-(and an LFS object's oid) as it streams, for verify and restore alike.
-
-Standard library only.
+(and an LFS object's oid) as it streams, for verify and restore alike. Standard library only.
 """
 
 from __future__ import annotations
@@ -73,9 +66,14 @@ def _bundle(role: str, pattern: str, holds: str, count: str) -> Spec:
     return Spec(role, pattern, holds, "bundle", "stored", count)
 
 
+def _by_file(*specs: Spec) -> dict[str, Spec]:
+    """Specs keyed by their last path segment (the file name)."""
+    return {spec.pattern.rsplit("/", 1)[1]: spec for spec in specs}
+
+
 MANIFEST = _json("manifest", MANIFEST_NAME, "the run (owner, month, kinds, counts, skipped "
                  "items, API use) and every other entry's path, size and SHA-256")
-ACCOUNT_FILES = {spec.pattern.rsplit("/", 1)[1]: spec for spec in (
+ACCOUNT_FILES = _by_file(
     _json("account", "account/profile.json", "the owner's profile (user or organisation)"),
     _json("account", "account/followers.json", "a user's followers", "followers"),
     _json("account", "account/following.json", "the users a user follows", "following"),
@@ -84,13 +82,14 @@ ACCOUNT_FILES = {spec.pattern.rsplit("/", 1)[1]: spec for spec in (
           "watching"),
     _json("account", "account/members.json", "an organisation's members", "members"),
     _json("account", "account/teams.json", "an organisation's teams", "teams"),
-)}
-TEAM_FILES = {spec.pattern.rsplit("/", 1)[1]: spec for spec in (
+)
+TEAM_FILES = _by_file(
     _json("team", "account/teams/<team>/members.json", "a team's members"),
     _json("team", "account/teams/<team>/repos.json", "a team's repositories"),
-)}
-REPO_FILES = {spec.pattern.rsplit("/", 1)[1]: spec for spec in (
-    _json("repo_file", "repos/<repo>/repo.json", "the repository (REST)", "repos", "entry"),
+)
+REPO_FILES = _by_file(
+    _json("repo_file", "repos/<repo>/repo.json", "the repository, as the REST list of "
+          "repositories gives it", "repos", "entry"),
     _bundle("git_bundle", "repos/<repo>/git.bundle", "every ref of the repository "
             "(refs/pull/* too), as `git bundle create --all`", "git_bundles"),
     _json("empty_repo", "repos/<repo>/git.empty.json", "marks a repository without commits "
@@ -107,20 +106,21 @@ REPO_FILES = {spec.pattern.rsplit("/", 1)[1]: spec for spec in (
     _jsonl("repos/<repo>/commit_comments.jsonl", "commit comments", "commit_comments"),
     _json("repo_file", "repos/<repo>/labels.json", "labels", "labels"),
     _json("repo_file", "repos/<repo>/milestones.json", "milestones", "milestones"),
-    _json("repo_file", "repos/<repo>/hooks.json", "webhooks (admin only)", "hooks"),
-    _json("repo_file", "repos/<repo>/security_advisories.json", "repository security "
-          "advisories", "advisories"),
+    _json("repo_file", "repos/<repo>/hooks.json", "webhooks (when the token may read "
+          "them)", "hooks"),
+    _json("repo_file", "repos/<repo>/security_advisories.json", "security advisories "
+          "(public repositories)", "advisories"),
     _json("repo_file", "repos/<repo>/releases.json", "releases, with their assets' "
           "metadata", "releases"),
-)}
+)
 LFS_OBJECT = Spec("lfs_object", "repos/<repo>/lfs/<oid>", "an LFS object; its content hashes "
                   "to <oid>", "blob", "stored", "lfs_objects")
 RELEASE_ASSET = Spec("release_asset", "repos/<repo>/releases/<tag>/<asset>", "a release "
                      "asset as uploaded", "blob", "by content", "release_assets")
-GIST_FILES = {spec.pattern.rsplit("/", 1)[1]: spec for spec in (
+GIST_FILES = _by_file(
     _json("gist_meta", "gists/<gist>/gist.json", "the gist (REST)"),
     _bundle("gist_bundle", "gists/<gist>/git.bundle", "the gist's repository", "gists"),
-)}
+)
 SPECS: tuple[Spec, ...] = (MANIFEST, *ACCOUNT_FILES.values(), *TEAM_FILES.values(),
                            *REPO_FILES.values(), LFS_OBJECT, RELEASE_ASSET,
                            *GIST_FILES.values())
@@ -152,8 +152,8 @@ class Entry:
 # -- names ----------------------------------------------------------------------------------
 
 
-def _control(text: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in text)
+def _control(char: str) -> bool:
+    return unicodedata.category(char) == "Cc"
 
 
 def check_entry_name(name: str) -> str:
@@ -162,7 +162,7 @@ def check_entry_name(name: str) -> str:
     or `..` segment. (The zip writer applies this to every name it is given.)"""
     if not isinstance(name, str) or not name:
         raise LayoutError("archive entry name must be a non-empty string")
-    if "\\" in name or _control(name):
+    if "\\" in name or any(map(_control, name)):
         raise LayoutError(f"archive entry name {name!r} must use '/' and no NUL or other "
                           "control characters")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
@@ -177,7 +177,7 @@ def segment(text: str) -> str:
     """Free text (a tag, an asset's or a team's name) as one path segment: separators become
     `__`, control characters `_`, and an empty, `.` or `..` name `_`."""
     cleaned = text.replace("/", "__").replace("\\", "__")
-    cleaned = "".join("_" if unicodedata.category(c) == "Cc" else c for c in cleaned)
+    cleaned = "".join("_" if _control(c) else c for c in cleaned)
     return "_" if cleaned in ("", ".", "..") else cleaned
 
 
@@ -247,7 +247,7 @@ def classify(name: str) -> Entry:
     if top == "gists" and len(rest) == 2:
         if problem := gist_id_problem(rest[0]):
             raise LayoutError(problem)
-        return _known(name, GIST_FILES, rest[1], "gist", gist=rest[0])
+        return _known(name, GIST_FILES, rest[1], "a gist", gist=rest[0])
     raise LayoutError("not a path of the layout (MANIFEST.json, account/..., "
                       "repos/<repo>/..., gists/<gist>/...)")
 
@@ -255,15 +255,15 @@ def classify(name: str) -> Entry:
 def _known(name: str, files: dict[str, Spec], file: str, what: str, **names: str) -> Entry:
     spec = files.get(file)
     if spec is None:
-        raise LayoutError(f"{file!r} is not a file of a {what} (one of {', '.join(files)})")
+        raise LayoutError(f"{file!r} is not a file of {what} (one of {', '.join(files)})")
     return Entry(name, spec, **names)
 
 
 def _account(name: str, rest: list[str]) -> Entry:
     if len(rest) == 1:
-        return _known(name, ACCOUNT_FILES, rest[0], "account")
+        return _known(name, ACCOUNT_FILES, rest[0], "an account")
     if len(rest) == 3 and rest[0] == "teams":
-        return _known(name, TEAM_FILES, rest[2], "team")
+        return _known(name, TEAM_FILES, rest[2], "a team")
     raise LayoutError("not a file of account/ (account/<file>.json or "
                       "account/teams/<team>/<file>.json)")
 
@@ -273,7 +273,7 @@ def _repo(name: str, rest: list[str]) -> Entry:
     if problem := repo_name_problem(repo):
         raise LayoutError(problem)
     if len(inside) == 1:
-        return _known(name, REPO_FILES, inside[0], "repository", repo=repo)
+        return _known(name, REPO_FILES, inside[0], "a repository", repo=repo)
     if len(inside) == 2 and inside[0] == "lfs":
         if not LFS_OID.fullmatch(inside[1]):
             raise LayoutError(f"LFS object {inside[1]!r} is not named by its SHA-256 oid")
