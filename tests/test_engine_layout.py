@@ -315,8 +315,14 @@ def backups(sim, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("role", ["user", "org"])
 def test_every_entry_the_writer_makes_is_allowed(backups, role) -> None:
+    roles = set()
     with zipfile.ZipFile(backups[role]) as z:
-        roles = {classify(name).role for name in z.namelist()}
+        for info in z.infolist():
+            entry = classify(info.filename)
+            roles.add(entry.role)
+            stored = info.compress_type == zipfile.ZIP_STORED
+            if entry.spec.compression != "by content":  # the table documents what is written
+                assert stored == (entry.spec.compression == "stored"), info.filename
     assert {"manifest", "account", "repo_file", "git_bundle"} <= roles
     assert ({"gist_bundle", "lfs_object", "release_asset"} <= roles) == (role == "user")
 
