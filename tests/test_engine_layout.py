@@ -146,6 +146,23 @@ def test_names_are_shown_on_one_line() -> None:
     assert shown("repos/ünï/repo.json") == "repos/ünï/repo.json"
 
 
+def test_repositories_and_gists_the_layout_cannot_hold_are_skipped_and_recorded() -> None:
+    from ghvault.engine import Backup, Options
+
+    class Client:
+        def paginate(self, path: str, params: dict | None = None) -> list[dict]:
+            return [{"name": n, "full_name": f"o/{n}", "owner": {"login": "o"}}
+                    for n in ("toolbox", "toolbox.git", "a b")]
+
+    backup = Backup(Options(owner="o", dest="file:///nowhere.zip", month="2026-10"))
+    repos = backup.list_repos(Client(), {"login": "o", "type": "Organization"}, None)
+    assert [r["name"] for r in repos] == ["toolbox"]
+    backup.gist(None, None, {"id": "../x"})  # type: ignore[arg-type]
+    assert [s["item"] for s in backup.ledger.skipped] == ["repo o/toolbox.git", "repo o/a b",
+                                                          "gist ../x"]
+    assert "not a GitHub repository name" in backup.ledger.skipped[0]["reason"]
+
+
 # --- the manifest and the hash checks ------------------------------------------------------
 
 
