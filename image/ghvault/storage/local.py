@@ -3,6 +3,7 @@ into place, so a file appears complete or not at all."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -34,8 +35,11 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+PARTIAL_MARK = ".partial-"
+
+
 def partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+    return path.with_name(f".{path.name}{PARTIAL_MARK}{os.getpid()}")
 
 
 def write_atomically(path: Path, fill: Any, purpose: Purpose) -> None:
@@ -50,13 +54,16 @@ def write_atomically(path: Path, fill: Any, purpose: Purpose) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the partial file may never have been made
+            tmp.unlink()
         raise file_error(exc, path, purpose, "write") from exc
     fsync_directory(path.parent)
 
 
 class LocalStore(Store):
-    """Files under the directory `root` (a local or mounted filesystem)."""
+    """Files under the directory `root` (a local or mounted filesystem). Writes create the
+    directories a key needs; `check_writable` insists they exist (a typo in --dest should
+    not make a new tree)."""
 
     def __init__(self, root: str | os.PathLike[str], *, purpose: Purpose = Purpose.READ) -> None:
         self.root = Path(os.path.abspath(root))
@@ -82,7 +89,12 @@ class LocalStore(Store):
                                    "permissions or choose another --dest")
 
     def open_write(self, key: str, *, content_type: str = "application/octet-stream") -> LocalSink:
-        return LocalSink(self.path(key), self.purpose)
+        path = self.path(key)
+        try:  # keys have no directories to create first, as on S3
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise file_error(exc, path, self.purpose, "create") from exc
+        return LocalSink(path, self.purpose)
 
     def put(self, key: str, data: bytes, *,
             content_type: str = "application/octet-stream") -> dict[str, Any]:
@@ -109,13 +121,16 @@ class LocalStore(Store):
         return LocalReader(self.path(key), size, hashing)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Files under the root whose relative path starts with `prefix`. A root that is
+        """Files under the root whose relative path starts with `prefix`, but for writes
+        still under way (partial files, as S3 lists no incomplete upload). A root that is
         not a directory raises NotADirectoryError (S3 has no such thing to miss)."""
         if not self.root.is_dir():
             raise NotADirectoryError(f"{self.root} is not a directory")
         top = self.path(prefix.rpartition("/")[0])
         for directory, _, files in os.walk(top):
             for name in files:
+                if name.startswith(".") and PARTIAL_MARK in name:
+                    continue
                 path = Path(directory) / name
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix) and path.is_file():

@@ -195,8 +195,9 @@ class S3Reader(RangeReader):
             raise self.failure(exc) from exc
 
     def _read_body(self, pos: int, n: int) -> bytes:
-        if self.body is None or not 0 <= pos - self.body_pos <= GAP_FILL:
-            self._open(pos)
+        if (self.body is None or not 0 <= pos - self.body_pos <= GAP_FILL) and \
+                not self._open_at(pos):
+            return b""
         if pos > self.body_pos:  # skip forward on the open stream
             self.body.read(pos - self.body_pos)
             self.body_pos = pos
@@ -210,8 +211,20 @@ class S3Reader(RangeReader):
                 self.body_pos += len(chunk)
             if len(out) == n or self.body_pos >= self.size or attempt == 2:
                 break
-            self._open(self.body_pos)  # the connection ended early: carry on from here
+            if not self._open_at(self.body_pos):  # the connection ended early: carry on
+                break
         return bytes(out)
+
+    def _open_at(self, pos: int) -> bool:
+        """Open the stream at `pos`; False when the object has no byte there (it is
+        shorter than its size said: the reader then reports it cut short)."""
+        try:
+            self._open(pos)
+        except Exception as exc:
+            if error_code(exc)[0] == "InvalidRange":
+                return False
+            raise
+        return True
 
     def close(self) -> None:
         self._drop()
