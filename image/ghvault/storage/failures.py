@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ghvault.errors import ArchiveUnreadable, ConfigError, DestinationError, GhvaultError
+from ghvault.storage.location import s3_url
 from ghvault.storage.store import Purpose
 
 CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
@@ -124,7 +125,7 @@ def state_error(exc: BaseException, where: str, writing: bool) -> GhvaultError:
 def destination_error(exc: BaseException, bucket: str, key: str,
                       action: str) -> GhvaultError:
     """`s3_error` for writing the archive at s3://bucket/key."""
-    return s3_error(exc, f"s3://{bucket}/{key}", Purpose.WRITE, writing=True, action=action,
+    return s3_error(exc, s3_url(bucket, key), Purpose.WRITE, writing=True, action=action,
                     bucket=bucket)
 
 

@@ -48,6 +48,11 @@ class Location:
         return self.bucket is not None
 
 
+def s3_url(bucket: str, key: str) -> str:
+    """The s3:// URL `parse_location` reads back as `bucket` and `key`."""
+    return f"s3://{bucket}/{key}"
+
+
 def usage(option: str, kind: Kind) -> str:
     """What `option` accepts, as the start of every error about it."""
     return f"{option} must be {FORMS[kind]}"
@@ -109,4 +114,4 @@ def check_suffix(name: str, suffix: str, fail: Callable[[str], LocationError]) -
         raise fail(f"does not end in {suffix}")
 
 
-__all__ = ["FORMS", "Kind", "Location", "LocationError", "parse_location", "usage"]
+__all__ = ["FORMS", "Kind", "Location", "LocationError", "parse_location", "s3_url", "usage"]

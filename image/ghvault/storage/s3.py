@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from ghvault.storage.destination import Destination
 from ghvault.storage.failures import error_code, is_absent, s3_error
+from ghvault.storage.location import s3_url
 from ghvault.storage.reader import GAP_FILL, RangeReader
 from ghvault.storage.s3_upload import S3Sink, check_part_size, sha256_b64
 from ghvault.storage.store import ObjectInfo, Purpose, Store
@@ -69,7 +70,7 @@ class S3Store(Store):
         return self._client
 
     def where(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self.prefix}{key}"
+        return s3_url(self.bucket, self.prefix + key)
 
     def _failure(self, exc: BaseException, key: str, action: str,
                  writing: bool = False) -> Exception:
@@ -231,7 +232,7 @@ class S3Reader(RangeReader):
         super().close()
 
     def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        return s3_url(self.bucket, self.key)
 
 
 class S3Destination(Destination):
@@ -241,7 +242,7 @@ class S3Destination(Destination):
                  client: Any = None) -> None:
         self.bucket = bucket
         self.s3 = S3Store(bucket, purpose=Purpose.WRITE, part_size=part_size, client=client)
-        super().__init__(self.s3, key, f"s3://{bucket}/{key}")
+        super().__init__(self.s3, key, s3_url(bucket, key))
 
     @property
     def client(self) -> Any:

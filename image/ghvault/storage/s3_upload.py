@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from ghvault.errors import DestinationError
 from ghvault.storage.failures import error_code, s3_error
+from ghvault.storage.location import s3_url
 from ghvault.storage.store import Purpose, Sink
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ class S3Sink(Sink):
         self.purpose = purpose
         self.bucket = bucket
         self.key = key
+        self.url = s3_url(bucket, key)
         self.part_size = part_size
         self.size = 0
         self.state = "open"  # -> completed | aborted
@@ -86,7 +90,7 @@ class S3Sink(Sink):
 
     def write(self, data: bytes, /) -> int:
         self._check_open()
-        try:
+        with self._aborting_on_failure("upload_part"):
             self._buffer += data
             self.size += len(data)
             while len(self._buffer) >= (size := self._next_part_size()):
@@ -94,19 +98,13 @@ class S3Sink(Sink):
                     part = view[:size].tobytes()  # one copy; the view is gone before del
                 del self._buffer[:size]
                 self._submit(part)
-        except Exception as exc:
-            self.abort()
-            raise self._failure(exc, "upload_part") from exc
-        except BaseException:
-            self.abort()
-            raise
         return len(data)
 
     def complete(self) -> dict[str, Any]:
         if self.state == "completed" and self._result is not None:
             return self._result
         self._check_open()
-        try:
+        with self._aborting_on_failure("complete_multipart_upload"):
             if self._buffer or (not self.parts and self._in_flight is None):
                 part, self._buffer = bytes(self._buffer), bytearray()
                 self._submit(part)
@@ -114,12 +112,6 @@ class S3Sink(Sink):
             resp = self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
                 MultipartUpload={"Parts": self.parts})
-        except Exception as exc:
-            self.abort()
-            raise self._failure(exc, "complete_multipart_upload") from exc
-        except BaseException:
-            self.abort()
-            raise
         self.state = "completed"
         self._uploader.shutdown()
         version_id = resp.get("VersionId")
@@ -127,8 +119,7 @@ class S3Sink(Sink):
                         "checksum_sha256": resp.get("ChecksumSHA256"),
                         "version_id": version_id, "parts": len(self.parts)}
         self._check_stored(self._result)
-        log.info("s3://%s/%s complete: %d bytes in %d parts", self.bucket, self.key,
-                 self.size, len(self.parts))
+        log.info("%s complete: %d bytes in %d parts", self.url, self.size, len(self.parts))
         return self._result
 
     def abort(self) -> None:
@@ -151,20 +142,32 @@ class S3Sink(Sink):
         except Exception as exc:  # abort runs while handling another error
             if error_code(exc)[0] in ("NoSuchUpload", "NoSuchBucket"):
                 return  # nothing left to abort
-            log.warning("could not abort the multipart upload to s3://%s/%s (%s): a "
-                        "lifecycle rule with AbortIncompleteMultipartUpload will remove "
-                        "it", self.bucket, self.key, exc)
+            log.warning("could not abort the multipart upload to %s (%s): a lifecycle rule "
+                        "with AbortIncompleteMultipartUpload will remove it", self.url, exc)
 
     # -- internals -------------------------------------------------------------------------
 
     def _failure(self, exc: BaseException, action: str) -> Exception:
-        return s3_error(exc, f"s3://{self.bucket}/{self.key}", self.purpose, writing=True,
-                        action=action, bucket=self.bucket)
+        return s3_error(exc, self.url, self.purpose, writing=True, action=action,
+                        bucket=self.bucket)
+
+    @contextmanager
+    def _aborting_on_failure(self, action: str) -> Iterator[None]:
+        """Abort the upload when the block fails (even on KeyboardInterrupt); S3's
+        failures during `action` become the store's error."""
+        try:
+            yield
+        except Exception as exc:
+            self.abort()
+            raise self._failure(exc, action) from exc
+        except BaseException:
+            self.abort()
+            raise
 
     def _check_open(self) -> None:
         if self.state != "open":
-            raise DestinationError(f"The upload to s3://{self.bucket}/{self.key} is "
-                                   f"{self.state}: start a new one")
+            raise DestinationError(f"The upload to {self.url} is {self.state}: start a new "
+                                   "one")
 
     def _next_part_size(self) -> int:
         pending = len(self.parts) + (self._in_flight is not None)
@@ -204,8 +207,8 @@ class S3Sink(Sink):
         try:
             head = self.client.head_object(**args)
         except Exception as exc:  # informative only: the upload itself succeeded
-            log.warning("could not read back s3://%s/%s (%s): size and checksum unchecked",
-                        self.bucket, self.key, exc)
+            log.warning("could not read back %s (%s): size and checksum unchecked",
+                        self.url, exc)
             return
         stored = head.get("ChecksumSHA256") or result["checksum_sha256"]
         result["checksum_sha256"] = stored
@@ -213,7 +216,7 @@ class S3Sink(Sink):
         if head.get("ContentLength") != self.size or (
                 stored and stored.split("-")[0] != expected):
             raise DestinationError(
-                f"s3://{self.bucket}/{self.key} does not match what was uploaded "
+                f"{self.url} does not match what was uploaded "
                 f"({head.get('ContentLength')} bytes, checksum {stored}; expected "
                 f"{self.size} bytes, {expected}-{len(self.parts)}): run the backup again")
 
