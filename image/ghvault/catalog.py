@@ -1,8 +1,8 @@
 """`ghvault list s3://bucket/prefix/` (or a directory): the archives by owner and month.
 
-Archive keys follow `{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`. For each one the
-catalogue gives its size, storage class, whether it must be restored from Glacier before it
-can be read (and whether that restore is done), and whether its sidecar manifest is there.
+Archive keys are laid out as `contract.archive_key` builds them. For each one the catalogue
+gives its size, storage class, whether it must be restored from Glacier before it can be
+read (and whether that restore is done), and whether its sidecar manifest is there.
 Months missing between an owner's first and last archive are listed as gaps: what a
 backfill must fill.
 """
