@@ -75,20 +75,8 @@ def parse_location(text: str, option: str, *, kind: Kind = "object",
 
     match = _SCHEME.match(text)
     scheme = match.group(1).lower() if match else ""
-    if scheme == "s3":
-        if not text[3:5] == "//":
-            raise LocationError(f"{help_text}, not {text!r}")
-        bucket, _, key = text[5:].partition("/")
-        if not bucket:
-            raise fail("names no bucket")
-        if kind == "prefix":
-            key = key.strip("/")
-            return Location(bucket, key + "/" if key else "", "", text)
-        if not key or key.endswith("/"):
-            raise fail("names no object key")
-        check_suffix(key, suffix, fail)
-        root, _, name = key.rpartition("/")
-        return Location(bucket, root + "/" if root else "", name, text)
+    if scheme == "s3" and text[3:5] == "//":
+        return s3_location(text, kind, suffix, fail)
     if scheme == "file":
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
@@ -97,19 +85,40 @@ def parse_location(text: str, option: str, *, kind: Kind = "object",
         if not path.startswith("/"):
             raise fail("needs an absolute path")
     elif scheme:
-        raise LocationError(f"{help_text}, not {text!r}")  # http://, gs://, file:x
+        raise LocationError(f"{help_text}, not {text!r}")  # http://, gs://, s3:x, file:x
     else:
         path = os.path.expanduser(text)
+    return local_location(path, kind, suffix, fail)
+
+
+def s3_location(text: str, kind: Kind, suffix: str,
+                fail: Callable[[str], LocationError]) -> Location:
+    bucket, _, key = text[len("s3://"):].partition("/")
+    if not bucket:
+        raise fail("names no bucket")
+    if kind == "prefix":
+        key = key.strip("/")
+        return Location(bucket, key + "/" if key else "", "", text)
+    if not key or key.endswith("/"):
+        raise fail("names no object key")
+    require_suffix(key, suffix, fail)
+    root, _, name = key.rpartition("/")
+    return Location(bucket, root + "/" if root else "", name, text)
+
+
+def local_location(path: str, kind: Kind, suffix: str,
+                   fail: Callable[[str], LocationError]) -> Location:
     absolute = os.path.abspath(path)
     if kind == "prefix":
         return Location(None, absolute, "", str(Path(path)))
     if path.endswith(("/", os.sep)):
-        raise fail("names a directory, not a file" if not suffix else f"does not end in {suffix}")
-    check_suffix(path, suffix, fail)
-    return Location(None, os.path.dirname(absolute), os.path.basename(absolute), str(Path(path)))
+        raise fail(f"does not end in {suffix}" if suffix else "names a directory, not a file")
+    require_suffix(path, suffix, fail)
+    return Location(None, os.path.dirname(absolute), os.path.basename(absolute),
+                    str(Path(path)))
 
 
-def check_suffix(name: str, suffix: str, fail: Callable[[str], LocationError]) -> None:
+def require_suffix(name: str, suffix: str, fail: Callable[[str], LocationError]) -> None:
     if suffix and not name.lower().endswith(suffix.lower()):
         raise fail(f"does not end in {suffix}")
 
