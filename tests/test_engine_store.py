@@ -190,7 +190,8 @@ def test_a_reader_of_an_object_that_shrank_fails_as_truncated(store: Store) -> N
     store.put("o/short.bin", b"0123456789")
     with store.open_read("o/short.bin", 20) as reader, pytest.raises(TruncatedRead) as caught:
         reader.read(20)
-    assert isinstance(caught.value, ArchiveUnreadable) and isinstance(caught.value, EOFError)
+    assert isinstance(caught.value, ArchiveUnreadable)
+    assert not isinstance(caught.value, EOFError)  # verify takes EOFError for a damaged entry
     assert "ended after 10 of 20 bytes" in str(caught.value)
 
 

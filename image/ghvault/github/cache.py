@@ -36,7 +36,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from ..errors import GhvaultError
-from ..storage import Purpose, open_store, parse_location
+from ..storage import Purpose, TruncatedRead, open_store, parse_location
 from ..storage.failures import state_error
 
 log = logging.getLogger("ghvault.state")
@@ -183,8 +183,7 @@ class StateStore:
         try:
             n = self._read_into(cache)
             log.info("state at %s: %d cached responses", self.url, n)
-        except (OSError, ValueError, EOFError, zlib.error, sqlite3.Error) as e:
-            # before GhvaultError: a state cut short (TruncatedRead) is an EOFError too
+        except (OSError, ValueError, EOFError, zlib.error, sqlite3.Error, TruncatedRead) as e:
             log.warning("state at %s is unreadable (%s); starting without it", self.url, e)
             with cache.lock:
                 cache.db.execute("DELETE FROM entries")

@@ -20,9 +20,10 @@ BUFFER = 1 << 20  # bytes a reader's consumers buffer by, and finish_sha256 read
 GAP_FILL = 1 << 20  # a forward jump up to this size is read through (and hashed)
 
 
-class TruncatedRead(ArchiveUnreadable, EOFError):
+class TruncatedRead(ArchiveUnreadable):
     """The object ended before its size: it changed while being read, or the connection
-    broke. An archive is then unreadable (exit 9); anything else may treat it as EOF."""
+    broke. An archive is then unreadable (exit 9), not damaged: reading it again may work.
+    (Not an EOFError, which verify and restore take for a damaged entry.)"""
 
 
 class RangeReader(io.RawIOBase):
