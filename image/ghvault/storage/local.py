@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,7 +42,7 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{PARTIAL_MARK}{os.getpid()}")
 
 
-def write_atomically(path: Path, fill: Any, purpose: Purpose) -> None:
+def write_atomically(path: Path, fill: Callable[[BinaryIO], object], purpose: Purpose) -> None:
     """`fill(file)` writes a partial file beside `path`; it is fsynced and renamed to
     `path`, the directories above created first."""
     tmp = partial_path(path)
