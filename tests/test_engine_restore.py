@@ -212,7 +212,7 @@ def test_verify_wants_the_sidecar_and_reports_a_missing_archive(small_backup, tm
 
 
 def test_hashing_reader_digests_the_whole_object_whatever_the_read_order(tmp_path):
-    from ghvault.source import LocalReader
+    from ghvault.storage.local import LocalReader
 
     data = os.urandom(3 << 20)
     path = tmp_path / "blob"

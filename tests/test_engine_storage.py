@@ -17,14 +17,10 @@ from botocore.exceptions import ClientError
 from ghvault.archive import MANIFEST_NAME, ArchiveWriter
 from ghvault.errors import ConfigError, DestinationError
 from ghvault.storage import URL_HELP, open_destination
+from ghvault.storage.failures import destination_error
 from ghvault.storage.local import LocalDestination
-from ghvault.storage.s3 import (
-    MIN_PART_SIZE,
-    S3Destination,
-    composite_sha256,
-    destination_error,
-    part_size_for,
-)
+from ghvault.storage.s3 import S3Destination
+from ghvault.storage.s3_upload import MIN_PART_SIZE, composite_sha256, part_size_for
 from moto.server import ThreadedMotoServer
 
 MiB = 1 << 20

@@ -1,27 +1,21 @@
 """`ghvault list s3://bucket/prefix/` (or a directory): the archives by owner and month.
 
-Archive keys follow `{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`. For each one the
-catalogue gives its size, storage class, whether it must be restored from Glacier before it
-can be read (and whether that restore is done), and whether its sidecar manifest is there.
+Archive keys are laid out as `contract.archive_key` builds them. For each one the catalogue
+gives its size, storage class, whether it must be restored from Glacier before it can be
+read (and whether that restore is done), and whether its sidecar manifest is there.
 Months missing between an owner's first and last archive are listed as gaps: what a
 backfill must fill.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
+from .contract import SIDECAR_SUFFIX, parse_archive_key
 from .errors import ConfigError
-from .source import SIDECAR, restore_state, s3_error
+from .storage import Purpose, Store, open_store, parse_location
 
-KEY = re.compile(r"(?:^|/)(?P<owner>[^/]+)/(?P<year>\d{4})/(?P<month>0[1-9]|1[0-2])/"
-                 r"(?P=owner)-(?P=year)-(?P=month)\.zip$")
 RESTORE_LABEL = {"available": "-", "archived": "no", "restoring": "in progress",
                  "restored": "yes"}
 
@@ -38,59 +32,21 @@ class Entry:
     last_modified: str
 
 
-def match_key(key: str) -> tuple[str, str] | None:
-    m = KEY.search(key)
-    return (m["owner"], f"{m['year']}-{m['month']}") if m else None
-
-
-def list_s3(url: str, owner: str | None, client: Any) -> list[Entry]:
-    bucket, _, prefix = url[len("s3://"):].partition("/")
-    if not bucket:
-        raise ConfigError(f"{url!r} names no bucket: use s3://bucket/prefix/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    if owner:
-        prefix += f"{owner}/"
-    objects: dict[str, dict[str, Any]] = {}
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                      Prefix=prefix):
-            for obj in page.get("Contents", []):
-                objects[obj["Key"]] = obj
-    except Exception as e:  # noqa: BLE001 - ClientError and transport errors alike
-        raise s3_error(e, f"s3://{bucket}/{prefix}") from None
+def list_archives(store: Store, owner: str | None) -> list[Entry]:
+    """The archives in `store` (of `owner` only, when given), by owner and month."""
+    objects = {info.key: info for info in store.list(f"{owner}/" if owner else "")}
     entries = []
-    for key, obj in objects.items():
-        found = match_key(key)
-        if found is None or (owner and found[0] != owner):
+    for key, info in objects.items():
+        # the whole key or path: archives are found below any prefix of their layout
+        found = parse_archive_key(store.where(key))
+        if found is None or (owner and found.owner != owner):
             continue
-        cls = obj.get("StorageClass") or "STANDARD"
-        head = {"StorageClass": cls}
-        if restore_state(head) != "available":  # only archived objects need a HEAD
-            head = client.head_object(Bucket=bucket, Key=key)
-            head.setdefault("StorageClass", cls)
-        entries.append(Entry(found[0], found[1], f"s3://{bucket}/{key}", int(obj["Size"]),
-                             cls, restore_state(head), key + SIDECAR in objects,
-                             obj["LastModified"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
-    return sorted(entries, key=lambda e: (e.owner.lower(), e.month))
-
-
-def list_local(directory: Path, owner: str | None) -> list[Entry]:
-    if not directory.is_dir():
-        raise ConfigError(f"{directory} is not a directory: give s3://bucket/prefix/ or the "
-                          "directory the archives were written under")
-    entries = []
-    for root, _, files in os.walk(directory):
-        for name in files:
-            path = Path(root) / name
-            found = match_key(path.relative_to(directory).as_posix())
-            if found is None or (owner and found[0] != owner):
-                continue
-            stat = path.stat()
-            entries.append(Entry(found[0], found[1], str(path), stat.st_size, "LOCAL",
-                                 "available", (path.parent / (name + SIDECAR)).is_file(),
-                                 datetime.fromtimestamp(stat.st_mtime, UTC).strftime(
-                                     "%Y-%m-%dT%H:%M:%SZ")))
+        if info.restore is None:  # archived: only a head tells whether it is restored
+            info = store.head(key) or info
+        entries.append(Entry(found.owner, found.month, store.where(key), info.size,
+                             info.storage_class, info.restore or "archived",
+                             key + SIDECAR_SUFFIX in objects,
+                             info.last_modified.strftime("%Y-%m-%dT%H:%M:%SZ")))
     return sorted(entries, key=lambda e: (e.owner.lower(), e.month))
 
 
@@ -114,15 +70,13 @@ def gaps(entries: list[Entry]) -> list[dict[str, str]]:
 
 
 def catalog(location: str, owner: str | None = None) -> dict[str, Any]:
-    if location.startswith("s3://"):
-        from .storage.s3 import s3_client
-
-        entries = list_s3(location, owner, s3_client())
-    elif "://" in location and not location.startswith("file://"):
-        raise ConfigError(f"{location!r} is not s3://bucket/prefix/ or a directory")
-    else:
-        path = unquote(urlsplit(location).path) if location.startswith("file://") else location
-        entries = list_local(Path(os.path.expanduser(path)), owner)
+    where = parse_location(location, "LOCATION", kind="prefix")
+    store = open_store(where, Purpose.READ)
+    try:
+        entries = list_archives(store, owner)
+    except NotADirectoryError:
+        raise ConfigError(f"{where.shown} is not a directory: give s3://bucket/prefix/ or the "
+                          "directory the archives were written under") from None
     return {"location": location, "archives": [asdict(e) for e in entries],
             "gaps": gaps(entries)}
 
@@ -158,4 +112,4 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["catalog", "gaps", "match_key", "months_between", "render"]
+__all__ = ["catalog", "gaps", "list_archives", "months_between", "render"]

@@ -231,7 +231,7 @@ def s3_failures_named(command: Any) -> Any:
         except Exception as e:
             if not type(e).__module__.startswith(("botocore", "boto3", "urllib3")):
                 raise
-            from .source import s3_error
+            from .storage.failures import s3_error
 
             raise s3_error(e, getattr(args, "archive", None) or args.location) from None
     return wrapped

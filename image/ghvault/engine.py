@@ -30,6 +30,7 @@ from .bundles import stream_bundle
 from .collect import KINDS, Job, Ledger
 from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata
+from .contract import SIDECAR_SUFFIX
 from .errors import AuthError, ConfigError, NotFound, OptionalDenied, OwnerNotFound
 from .git import Git, GitError, RepoNotFound
 from .github.cache import StateStore
@@ -280,8 +281,8 @@ class Backup:
                 raise
             sidecar = {**final, "archive": {"key": opts.dest, "size": archive.archive_size,
                                             "sha256": archive.archive_sha256, **stored}}
-            dest.put_sidecar(".manifest.json", json.dumps(sidecar, indent=1,
-                                                           sort_keys=True).encode())
+            dest.put_sidecar(SIDECAR_SUFFIX, json.dumps(sidecar, indent=1,
+                                                        sort_keys=True).encode())
             if store and cache is not None:
                 store.save(cache)
             return self.summary(sidecar)

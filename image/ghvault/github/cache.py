@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -34,13 +35,16 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, DestinationError
+from ..errors import GhvaultError
+from ..storage import Purpose, TruncatedRead, open_store, parse_location
+from ..storage.failures import state_error
 
 log = logging.getLogger("ghvault.state")
 FORMAT = 2
 STATE_NAME = "http-cache.jsonl.gz"
 OLD_STATE_NAME = "http-cache.json.gz"  # format 1
 BATCH = 200  # entries per SQLite transaction while loading
+COPY_CHUNK = 1 << 20
 
 
 class HttpCache:
@@ -162,29 +166,16 @@ def _pack(entry: dict[str, Any]) -> bytes:
 
 
 class StateStore:
-    """Where the cache lives between runs: a local directory or s3://bucket/prefix/."""
+    """Where the cache lives between runs: `{state}/{owner}/` in a local directory or an S3
+    prefix, through the storage layer (reading it fails as a configuration error, saving
+    it as a destination error)."""
 
     def __init__(self, url: str, owner: str):
         self.url = url
         self.owner = owner
-        if url.startswith("s3://"):
-            bucket, _, prefix = url[5:].partition("/")
-            if not bucket:
-                raise ConfigError(f"--state {url!r} names no bucket: use s3://bucket/prefix/")
-            self.prefix = "/".join(p for p in (prefix.strip("/"), owner) if p)
-            self.bucket, self.key = bucket, f"{self.prefix}/{STATE_NAME}"
-            self.old_key = f"{self.prefix}/{OLD_STATE_NAME}"
-            self.path = self.old_path = None
-        else:
-            directory = Path(url[7:] if url.startswith("file://") else url)
-            self.path = directory / owner / STATE_NAME
-            self.old_path = directory / owner / OLD_STATE_NAME
-            self.bucket = self.key = self.old_key = self.prefix = None
-
-    def _s3(self):
-        import boto3
-
-        return boto3.client("s3")
+        self.store = open_store(parse_location(url, "--state", kind="prefix"), Purpose.STATE)
+        self.key = f"{owner}/{STATE_NAME}"
+        self.old_key = f"{owner}/{OLD_STATE_NAME}"
 
     def load(self, workdir: str | os.PathLike[str]) -> HttpCache:
         """The cache for this run, in an SQLite file under `workdir`, filled from the state."""
@@ -192,49 +183,22 @@ class StateStore:
         try:
             n = self._read_into(cache)
             log.info("state at %s: %d cached responses", self.url, n)
-        except ConfigError:
-            cache.close()
-            raise
-        except (OSError, ValueError, EOFError, zlib.error, sqlite3.Error) as e:
+        except (OSError, ValueError, EOFError, zlib.error, sqlite3.Error, TruncatedRead) as e:
             log.warning("state at %s is unreadable (%s); starting without it", self.url, e)
             with cache.lock:
                 cache.db.execute("DELETE FROM entries")
+        except GhvaultError:  # the store could not read it at all: bucket, permissions
+            cache.close()
+            raise
         return cache
 
     def _read_into(self, cache: HttpCache) -> int:
-        if self.path is not None:
-            if self.path.exists():
-                with open(self.path, "rb") as f:
-                    return cache.read_jsonl(f)
-            if self.old_path is not None and self.old_path.exists():
-                return cache.read_format_1(self.old_path.read_bytes())
-            return 0
-        body = self._get(self.key)
-        if body is not None:
-            try:
-                return cache.read_jsonl(body)
-            finally:
-                body.close()
-        old = self._get(self.old_key)
-        if old is not None:
-            try:
-                return cache.read_format_1(old.read())
-            finally:
-                old.close()
-        return 0
-
-    def _get(self, key: str):
-        """The object's streaming body, or None when there is no such object."""
-        from botocore.exceptions import ClientError
-
-        try:
-            return self._s3().get_object(Bucket=self.bucket, Key=key)["Body"]
-        except ClientError as e:
-            code = e.response["Error"]["Code"]
-            if code in ("NoSuchKey", "404"):
-                return None
-            raise ConfigError(f"cannot read the state at {self.url} ({code}): create the "
-                              "bucket or grant s3:GetObject on it, or fix --state") from None
+        info = self.store.head(self.key)
+        if info is not None:
+            with self.store.open_read(self.key, info.size) as raw:
+                return cache.read_jsonl(io.BufferedReader(raw, COPY_CHUNK))
+        old = self.store.get(self.old_key)
+        return cache.read_format_1(old) if old is not None else 0
 
     def assets(self) -> AssetCopies:
         return AssetCopies(self)
@@ -242,28 +206,16 @@ class StateStore:
     def save(self, cache: HttpCache) -> None:
         """Stream this run's entries to the state (through a temporary file beside the
         cache, so memory holds one entry at a time), replacing the previous state."""
+        fd, tmp_name = tempfile.mkstemp(prefix="state-", suffix=".jsonl.gz",
+                                        dir=cache.path.parent)
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix="state-", suffix=".jsonl.gz",
-                                            dir=cache.path.parent)
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    cache.write_jsonl(out)
-                if self.path is not None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    staged = self.path.with_suffix(".tmp")
-                    with open(tmp, "rb") as f, open(staged, "wb") as out:
-                        while chunk := f.read(1 << 20):
-                            out.write(chunk)
-                    staged.replace(self.path)
-                else:
-                    self._s3().upload_file(str(tmp), self.bucket, self.key,
-                                           ExtraArgs={"ContentType": "application/gzip"})
-            finally:
-                tmp.unlink(missing_ok=True)
-        except Exception as e:  # noqa: BLE001 - boto or OS errors alike
-            raise DestinationError(f"could not save state to {self.url} ({e}): check the "
-                                   "path or the bucket permissions for --state") from None
+            with os.fdopen(fd, "wb") as out:
+                cache.write_jsonl(out)
+            self.store.put_file(self.key, tmp_name, content_type="application/gzip")
+        except (OSError, sqlite3.Error, zlib.error) as e:  # the store names its own failures
+            raise state_error(e, self.store.where(self.key), writing=True) from None
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
 
 
 class AssetCopies:
@@ -275,42 +227,28 @@ class AssetCopies:
     the archive is still complete and self-contained.
     """
 
-    def __init__(self, store: StateStore):
-        self.store = store
+    def __init__(self, state: StateStore):
+        self.store = state.store
+        self.owner = state.owner
 
-    def _name(self, asset: dict[str, Any]) -> str:
-        return f"assets/{int(asset['id'])}-{int(asset.get('size') or 0)}"
+    def _key(self, asset: dict[str, Any]) -> str:
+        return f"{self.owner}/assets/{int(asset['id'])}-{int(asset.get('size') or 0)}"
 
     def fetch(self, asset: dict[str, Any], dest: str) -> bool:
         """Write the kept copy to `dest`; False when there is none (or it is damaged)."""
         want = int(asset.get("size") or 0)
         try:
-            if self.store.path is not None:
-                src = self.store.path.parent / self._name(asset)
-                if not src.exists() or src.stat().st_size != want:
-                    return False
-                with open(src, "rb") as f, open(dest, "wb") as out:
-                    while chunk := f.read(1 << 20):
-                        out.write(chunk)
-                return True
-            key = f"{self.store.prefix}/{self._name(asset)}"
-            self.store._s3().download_file(self.store.bucket, key, dest)
-            return Path(dest).stat().st_size == want
+            info = self.store.head(self._key(asset))
+            if info is None or info.size != want:
+                return False
+            with self.store.open_read(self._key(asset), want) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, COPY_CHUNK)
+            return True
         except Exception:  # noqa: BLE001 - a missing or unreadable copy means: download it
             return False
 
     def keep(self, asset: dict[str, Any], path: str) -> None:
         try:
-            if self.store.path is not None:
-                dst = self.store.path.parent / self._name(asset)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_suffix(".tmp")
-                with open(path, "rb") as f, open(tmp, "wb") as out:
-                    while chunk := f.read(1 << 20):
-                        out.write(chunk)
-                tmp.replace(dst)
-            else:
-                key = f"{self.store.prefix}/{self._name(asset)}"
-                self.store._s3().upload_file(path, self.store.bucket, key)
+            self.store.put_file(self._key(asset), path)
         except Exception as e:  # noqa: BLE001 - the backup itself does not depend on it
             log.warning("could not keep a copy of asset %s in the state (%s)", asset.get("id"), e)

@@ -1,30 +1,24 @@
-"""Local destination: the archive written beside its final name, renamed into place."""
+"""The local store: files under a directory, each written beside its final name and renamed
+into place, so a file appears complete or not at all."""
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import hashlib
 import os
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ghvault.errors import DestinationError
-from ghvault.storage import Destination, Sink, check_suffix
+from ghvault.storage.destination import Destination
+from ghvault.storage.failures import file_error
+from ghvault.storage.reader import RangeReader
+from ghvault.storage.store import ObjectInfo, Purpose, Sink, Store
 
-
-def file_error(exc: OSError, path: Path, action: str) -> DestinationError:
-    """One sentence for a failed file operation: the cause and the fix."""
-    if exc.errno == errno.ENOSPC:
-        return DestinationError(f"No space left on the device of '{path}' ({action}): free "
-                                "space or choose another --dest")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DestinationError(f"Permission denied writing '{path}' ({action}): fix the "
-                                "directory's permissions or choose another --dest")
-    if exc.errno == errno.ENOENT:
-        return DestinationError(f"Directory '{path.parent}' does not exist: create it or fix "
-                                "--dest")
-    return DestinationError(f"Cannot write '{path}' ({action}: {exc.strerror or exc}): check "
-                            "the path or choose another --dest")
+COPY_CHUNK = 1 << 20
 
 
 def fsync_directory(directory: Path) -> None:
@@ -41,59 +35,119 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+PARTIAL_MARK = ".partial-"
+
+
 def partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+    return path.with_name(f".{path.name}{PARTIAL_MARK}{os.getpid()}")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to a partial file, fsync it and rename it to `path`."""
+def write_atomically(path: Path, fill: Callable[[BinaryIO], object], purpose: Purpose) -> None:
+    """`fill(file)` writes a partial file beside `path`; it is fsynced and renamed to
+    `path`, the directories above created first."""
     tmp = partial_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            f.write(data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise file_error(exc, path, "write") from exc
+        with contextlib.suppress(OSError):  # the partial file may never have been made
+            tmp.unlink()
+        raise file_error(exc, path, purpose, "write") from exc
     fsync_directory(path.parent)
 
 
-class LocalDestination(Destination):
-    """A zip file on a local (or mounted) filesystem."""
+class LocalStore(Store):
+    """Files under the directory `root` (a local or mounted filesystem). Writes create the
+    directories a key needs; `check_writable` insists they exist (a typo in --dest should
+    not make a new tree)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(os.path.abspath(path))
-        self.url = self.path.as_uri()
+    def __init__(self, root: str | os.PathLike[str], *, purpose: Purpose = Purpose.READ) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.purpose = purpose
 
-    def check(self) -> None:
-        parent = self.path.parent
+    def path(self, key: str) -> Path:
+        return self.root / key if key else self.root
+
+    def where(self, key: str) -> str:
+        return str(self.path(key))
+
+    def check_writable(self, key: str) -> None:
+        path = self.path(key)
+        parent = path.parent
         if not parent.is_dir():
             raise DestinationError(f"Directory '{parent}' does not exist: create it or fix "
                                    "--dest")
-        if self.path.is_dir():
-            raise DestinationError(f"'{self.path}' is a directory: --dest must name the zip "
+        if path.is_dir():
+            raise DestinationError(f"'{path}' is a directory: --dest must name the zip "
                                    "file to write")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise DestinationError(f"Directory '{parent}' is not writable: fix its "
                                    "permissions or choose another --dest")
 
-    def open(self) -> LocalSink:
-        return LocalSink(self.path)
+    def open_write(self, key: str, *, content_type: str = "application/octet-stream") -> LocalSink:
+        path = self.path(key)
+        try:  # keys have no directories to create first, as on S3
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise file_error(exc, path, self.purpose, "create") from exc
+        return LocalSink(path, self.purpose)
 
-    def put_sidecar(self, name_suffix: str, data: bytes) -> dict[str, Any]:
-        target = self.path.with_name(self.path.name + check_suffix(name_suffix))
-        write_atomically(target, data)
-        return {"path": str(target), "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest()}
+    def put(self, key: str, data: bytes, *,
+            content_type: str = "application/octet-stream") -> dict[str, Any]:
+        path = self.path(key)
+        write_atomically(path, lambda f: f.write(data), self.purpose)
+        return {"path": str(path), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+    def put_file(self, key: str, path: str | os.PathLike[str], *,
+                 content_type: str = "application/octet-stream") -> None:
+        def copy(out: BinaryIO) -> None:
+            with open(path, "rb") as f:
+                shutil.copyfileobj(f, out, COPY_CHUNK)
+        write_atomically(self.path(key), copy, self.purpose)
+
+    def get(self, key: str) -> bytes | None:
+        path = self.path(key)
+        return path.read_bytes() if path.is_file() else None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self.path(key)
+        return info_of(key, path.stat()) if path.is_file() else None
+
+    def open_read(self, key: str, size: int, *, hashing: bool = False) -> LocalReader:
+        return LocalReader(self.path(key), size, hashing)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Files under the root whose relative path starts with `prefix`, but for writes
+        still under way (partial files, as S3 lists no incomplete upload). A root that is
+        not a directory raises NotADirectoryError (S3 has no such thing to miss)."""
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"{self.root} is not a directory")
+        top = self.path(prefix.rpartition("/")[0])
+        for directory, _, files in os.walk(top):
+            for name in files:
+                if name.startswith(".") and PARTIAL_MARK in name:
+                    continue
+                path = Path(directory) / name
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix) and path.is_file():
+                    yield info_of(key, path.stat())
+
+
+def info_of(key: str, stat: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(key, stat.st_size, "LOCAL", "available",
+                      datetime.fromtimestamp(stat.st_mtime, UTC))
 
 
 class LocalSink(Sink):
     """Writes `.<name>.partial-<pid>` beside the target; complete() fsyncs and renames it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, purpose: Purpose = Purpose.WRITE) -> None:
         self.path = path
+        self.purpose = purpose
         self.partial = partial_path(path)
         self.size = 0
         self.state = "open"  # -> completed | aborted
@@ -103,7 +157,7 @@ class LocalSink(Sink):
             self._file = open(self.partial, "wb")  # closed by complete() or abort()
         except OSError as exc:
             self.state = "aborted"
-            raise file_error(exc, self.path, "create") from exc
+            raise file_error(exc, self.path, purpose, "create") from exc
 
     def write(self, data: bytes, /) -> int:
         if self.state != "open":
@@ -113,7 +167,7 @@ class LocalSink(Sink):
             self._file.write(data)
         except OSError as exc:
             self.abort()
-            raise file_error(exc, self.path, "write") from exc
+            raise file_error(exc, self.path, self.purpose, "write") from exc
         self._digest.update(data)
         self.size += len(data)
         return len(data)
@@ -130,7 +184,7 @@ class LocalSink(Sink):
             os.replace(self.partial, self.path)
         except OSError as exc:
             self.abort()
-            raise file_error(exc, self.path, "complete") from exc
+            raise file_error(exc, self.path, self.purpose, "complete") from exc
         self.state = "completed"
         fsync_directory(self.path.parent)
         self._result = {"size": self.size, "sha256": self._digest.hexdigest()}
@@ -145,3 +199,43 @@ class LocalSink(Sink):
         except OSError:
             pass
         self.partial.unlink(missing_ok=True)
+
+
+class LocalReader(RangeReader):
+    """Ranged reads of one file (pread: no shared file position)."""
+
+    def __init__(self, path: Path, size: int, hashing: bool = False) -> None:
+        super().__init__(size, hashing)
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def _read_at(self, pos: int, n: int) -> bytes:
+        parts = []
+        while n > 0:
+            chunk = os.pread(self.fd, n, pos)
+            if not chunk:
+                break
+            parts.append(chunk)
+            pos += len(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+class LocalDestination(Destination):
+    """An archive written as a file on a local (or mounted) filesystem."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(os.path.abspath(path))
+        super().__init__(LocalStore(self.path.parent, purpose=Purpose.WRITE), self.path.name,
+                         self.path.as_uri())
+
+
+__all__ = ["LocalDestination", "LocalReader", "LocalSink", "LocalStore"]

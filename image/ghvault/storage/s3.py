@@ -1,41 +1,31 @@
-"""S3 destination: the archive as one multipart upload, published atomically on completion.
+"""The S3 store: objects under a key prefix of one bucket.
 
-Parts carry their SHA-256 (S3 checks each one and records the object's checksum). One part
-uploads in a background thread while the next fills, so memory stays at about two parts.
-Any failure, or `abort()`, aborts the multipart upload: nothing appears at the key. A
-process killed outright leaves an incomplete upload behind; a bucket lifecycle rule with
-AbortIncompleteMultipartUpload removes those.
+Writes go through a multipart upload (`S3Sink`, published on completion) or one PutObject
+with its SHA-256; reads are ranged GETs kept open while reads stay sequential (`S3Reader`).
+Every failure becomes the engine's error for the store's purpose (storage.failures).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from datetime import UTC
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-)
 
-from ghvault.errors import DestinationError
-from ghvault.storage import Destination, Sink, check_suffix
+from ghvault.storage.destination import Destination
+from ghvault.storage.failures import error_code, is_absent, s3_error
+from ghvault.storage.location import s3_url
+from ghvault.storage.reader import GAP_FILL, RangeReader
+from ghvault.storage.s3_upload import S3Sink, check_part_size, sha256_b64
+from ghvault.storage.store import ObjectInfo, Purpose, Store
 
 log = logging.getLogger(__name__)
 
-MiB = 1 << 20
-MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
-MAX_PART_SIZE = 5 * 1024 * MiB  # S3's maximum part size
-DEFAULT_PART_SIZE = 16 * MiB
-MAX_PARTS = 10_000
-PARTS_PER_SIZE_STEP = 1_000  # the part size doubles every 1,000 parts (see part_size_for)
+ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")  # objects that must be restored to be read
 
 
 def s3_client(max_attempts: int | None = None) -> Any:
@@ -49,79 +39,28 @@ def s3_client(max_attempts: int | None = None) -> Any:
     return boto3.session.Session().client("s3", config=config)
 
 
-def sha256_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+def restore_state(head: dict[str, Any]) -> str:
+    """"available" (no restore needed), "archived", "restoring" or "restored", from a
+    HeadObject response."""
+    if head.get("StorageClass") not in ARCHIVE_CLASSES:
+        return "available"
+    restore = head.get("Restore") or ""
+    if 'ongoing-request="true"' in restore:
+        return "restoring"
+    if 'ongoing-request="false"' in restore:
+        return "restored"
+    return "archived"
 
 
-def composite_sha256(part_checksums: list[str]) -> str:
-    """S3's checksum of a multipart object: the sha256 of the parts' raw sha256 digests
-    (base64, without the "-<parts>" suffix)."""
-    digests = b"".join(base64.b64decode(c) for c in part_checksums)
-    return base64.b64encode(hashlib.sha256(digests).digest()).decode("ascii")
+class S3Store(Store):
+    """Objects under `prefix` ("" or ending in "/") in `bucket`."""
 
-
-def part_size_for(number: int, base: int) -> int:
-    """Size of part `number` (1-based): `base`, doubling every 1,000 parts up to 5 GiB, so
-    10,000 parts reach S3's 5 TiB object limit from a 16 MiB start."""
-    return min(base << ((number - 1) // PARTS_PER_SIZE_STEP), MAX_PART_SIZE)
-
-
-def error_code(exc: ClientError) -> tuple[str, int]:
-    err = exc.response.get("Error", {})
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return str(err.get("Code", "")), int(status or 0)
-
-
-def destination_error(exc: BaseException, bucket: str, key: str, action: str) -> DestinationError:
-    """One sentence for an S3 failure: what went wrong and what to do about it."""
-    where = f"s3://{bucket}/{key}"
-    if isinstance(exc, DestinationError):
-        return exc
-    if isinstance(exc, ClientError):
-        code, status = error_code(exc)
-        if code in ("NoSuchBucket", "404") or (status == 404 and action == "head_bucket"):
-            return DestinationError(f"S3 bucket '{bucket}' does not exist: create it or fix "
-                                    "--dest")
-        if code in ("AccessDenied", "403", "AllAccessDisabled") or status == 403:
-            return DestinationError(
-                f"Access to S3 bucket '{bucket}' is denied ({action}): grant s3:PutObject, "
-                "s3:AbortMultipartUpload and s3:ListBucket on it to these credentials or fix "
-                "--dest")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-                    "InvalidToken", "TokenRefreshRequired"):
-            return DestinationError(f"S3 rejected the AWS credentials ({code}): refresh them "
-                                    "or fix the AWS_* environment")
-        if code == "NoSuchUpload":
-            return DestinationError(f"The multipart upload to {where} disappeared (aborted "
-                                    "elsewhere or by a lifecycle rule): run the backup again")
-        message = exc.response.get("Error", {}).get("Message") or code
-        return DestinationError(f"S3 {action} on {where} failed ({code or status}: {message}): "
-                                "check the bucket and run the backup again")
-    if isinstance(exc, NoCredentialsError):
-        return DestinationError("No AWS credentials were found: set AWS_ACCESS_KEY_ID and "
-                                "AWS_SECRET_ACCESS_KEY, a profile, or a task role")
-    if isinstance(exc, EndpointConnectionError):
-        return DestinationError(f"S3 is unreachable ({exc}): check the network, AWS_REGION "
-                                "and AWS_ENDPOINT_URL")
-    if isinstance(exc, BotoCoreError):
-        return DestinationError(f"S3 {action} on {where} failed ({exc}): check the network "
-                                "and AWS configuration and run the backup again")
-    return DestinationError(f"S3 {action} on {where} failed ({type(exc).__name__}: {exc}): "
-                            "run the backup again")
-
-
-class S3Destination(Destination):
-    """`s3://bucket/key`: the archive by multipart upload, the sidecar by put_object."""
-
-    def __init__(self, bucket: str, key: str, *, part_size: int | None = None,
-                 client: Any = None) -> None:
-        part_size = part_size or DEFAULT_PART_SIZE
-        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
-            raise ValueError(f"S3 part size {part_size} must be between 5 MiB and 5 GiB")
+    def __init__(self, bucket: str, prefix: str = "", *, purpose: Purpose = Purpose.READ,
+                 part_size: int | None = None, client: Any = None) -> None:
         self.bucket = bucket
-        self.key = key
-        self.part_size = part_size
-        self.url = f"s3://{bucket}/{key}"
+        self.prefix = prefix
+        self.purpose = purpose
+        self.part_size = check_part_size(part_size)
         self._client = client
 
     @property
@@ -130,185 +69,184 @@ class S3Destination(Destination):
             self._client = s3_client()
         return self._client
 
-    def check(self) -> None:
+    def where(self, key: str) -> str:
+        return s3_url(self.bucket, self.prefix + key)
+
+    def _failure(self, exc: BaseException, key: str, action: str,
+                 writing: bool = False) -> Exception:
+        return s3_error(exc, self.where(key), self.purpose, writing=writing, action=action,
+                        bucket=self.bucket)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def check_writable(self, key: str) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except Exception as exc:
-            raise destination_error(exc, self.bucket, self.key, "head_bucket") from exc
+            raise self._failure(exc, key, "head_bucket", writing=True) from exc
 
-    def open(self) -> S3Sink:
-        return S3Sink(self.client, self.bucket, self.key, part_size=self.part_size)
+    def open_write(self, key: str, *, content_type: str = "application/octet-stream") -> S3Sink:
+        return S3Sink(self.client, self.bucket, self.prefix + key, part_size=self.part_size,
+                      content_type=content_type, purpose=self.purpose)
 
-    def put_sidecar(self, name_suffix: str, data: bytes) -> dict[str, Any]:
-        key = self.key + check_suffix(name_suffix)
+    def put(self, key: str, data: bytes, *,
+            content_type: str = "application/octet-stream") -> dict[str, Any]:
         try:
             resp = self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType="application/json",
+                Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type,
                 ChecksumAlgorithm="SHA256", ChecksumSHA256=sha256_b64(data))
         except Exception as exc:
-            raise destination_error(exc, self.bucket, key, "put_object") from exc
-        return {"key": key, "size": len(data), "etag": resp.get("ETag"),
+            raise self._failure(exc, key, "put_object", writing=True) from exc
+        return {"key": self.prefix + key, "size": len(data), "etag": resp.get("ETag"),
                 "checksum_sha256": resp.get("ChecksumSHA256"),
                 "version_id": resp.get("VersionId")}
 
+    def put_file(self, key: str, path: str | os.PathLike[str], *,
+                 content_type: str = "application/octet-stream") -> None:
+        # boto3's managed transfer: one PutObject, or a multipart upload for a large file
+        try:
+            self.client.upload_file(str(path), self.bucket, self.prefix + key,
+                                    ExtraArgs={"ContentType": content_type})
+        except Exception as exc:
+            raise self._failure(exc, key, "upload_file", writing=True) from exc
 
-class S3Sink(Sink):
-    """One multipart upload. Not thread-safe: one writer at a time (ArchiveWriter
-    serialises its writes); the only other thread is the sink's own part uploader."""
+    # -- reading ---------------------------------------------------------------------------
 
-    def __init__(self, client: Any, bucket: str, key: str, *,
-                 part_size: int = DEFAULT_PART_SIZE) -> None:
-        self.client = client
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket,
+                                          Key=self.prefix + key)["Body"].read()
+        except Exception as exc:
+            if is_absent(exc):
+                return None
+            raise self._failure(exc, key, "get_object") from exc
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except Exception as exc:
+            if is_absent(exc):
+                return None
+            raise self._failure(exc, key, "head_object") from exc
+        return ObjectInfo(key, int(head["ContentLength"]), head.get("StorageClass") or "STANDARD",
+                          restore_state(head), head["LastModified"].astimezone(UTC),
+                          head.get("VersionId"))
+
+    def open_read(self, key: str, size: int, *, hashing: bool = False) -> S3Reader:
+        return S3Reader(self.client, self.bucket, self.prefix + key, size, hashing,
+                        failure=lambda exc: self._failure(exc, key, "get_object"))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for obj in page.get("Contents", []):
+                    cls = obj.get("StorageClass") or "STANDARD"
+                    # a listing cannot tell whether an archived object is restored
+                    restore = None if cls in ARCHIVE_CLASSES else "available"
+                    yield ObjectInfo(obj["Key"][len(self.prefix):], int(obj["Size"]), cls,
+                                     restore, obj["LastModified"].astimezone(UTC))
+        except Exception as exc:
+            raise self._failure(exc, prefix, "list_objects_v2") from exc
+
+    def request_restore(self, key: str, *, tier: str, days: int) -> None:
+        request = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        try:
+            self.client.restore_object(Bucket=self.bucket, Key=self.prefix + key,
+                                       RestoreRequest=request)
+        except Exception as exc:
+            if error_code(exc)[0] == "RestoreAlreadyInProgress":
+                return
+            raise self._failure(exc, key, "restore_object") from exc
+
+
+class S3Reader(RangeReader):
+    """Reads through one open-ended ranged GET while reads are sequential."""
+
+    def __init__(self, client: Any, bucket: str, key: str, size: int, hashing: bool = False,
+                 version_id: str | None = None,
+                 failure: Callable[[BaseException], Exception] | None = None) -> None:
+        super().__init__(size, hashing)
+        self.client, self.bucket, self.key, self.version_id = client, bucket, key, version_id
+        self.failure = failure  # exception -> the engine's error; None: raise as it is
+        self.body: Any = None
+        self.body_pos = 0
+        self.requests = 0
+
+    def _open(self, pos: int) -> None:
+        self._drop()
+        args = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={pos}-"}
+        if self.version_id:
+            args["VersionId"] = self.version_id
+        self.requests += 1
+        self.body = self.client.get_object(**args)["Body"]
+        self.body_pos = pos
+
+    def _drop(self) -> None:
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+
+    def _read_at(self, pos: int, n: int) -> bytes:
+        try:
+            return self._read_body(pos, n)
+        except Exception as exc:
+            if self.failure is None:
+                raise
+            raise self.failure(exc) from exc
+
+    def _read_body(self, pos: int, n: int) -> bytes:
+        if (self.body is None or not 0 <= pos - self.body_pos <= GAP_FILL) and \
+                not self._open_at(pos):
+            return b""
+        if pos > self.body_pos:  # skip forward on the open stream
+            self.body.read(pos - self.body_pos)
+            self.body_pos = pos
+        out = bytearray()
+        for attempt in range(3):
+            while len(out) < n:
+                chunk = self.body.read(n - len(out))
+                if not chunk:
+                    break
+                out += chunk
+                self.body_pos += len(chunk)
+            if len(out) == n or self.body_pos >= self.size or attempt == 2:
+                break
+            if not self._open_at(self.body_pos):  # the connection ended early: carry on
+                break
+        return bytes(out)
+
+    def _open_at(self, pos: int) -> bool:
+        """Open the stream at `pos`; False when the object has no byte there (it is
+        shorter than its size said: the reader then reports it cut short)."""
+        try:
+            self._open(pos)
+        except Exception as exc:
+            if error_code(exc)[0] == "InvalidRange":
+                return False
+            raise
+        return True
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
+
+    def __str__(self) -> str:
+        return s3_url(self.bucket, self.key)
+
+
+class S3Destination(Destination):
+    """An archive written to s3://bucket/key by multipart upload, its sidecar by PutObject."""
+
+    def __init__(self, bucket: str, key: str, *, part_size: int | None = None,
+                 client: Any = None) -> None:
         self.bucket = bucket
-        self.key = key
-        self.part_size = part_size
-        self.size = 0
-        self.state = "open"  # -> completed | aborted
-        self.parts: list[dict[str, Any]] = []
-        self._buffer = bytearray()
-        self._in_flight: Future[dict[str, Any]] | None = None
-        self._uploader = ThreadPoolExecutor(1, thread_name_prefix="s3-part")
-        self._result: dict[str, Any] | None = None
-        try:
-            resp = client.create_multipart_upload(
-                Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256",
-                ContentType="application/zip")
-        except Exception as exc:
-            self._uploader.shutdown()
-            self.state = "aborted"
-            raise destination_error(exc, bucket, key, "create_multipart_upload") from exc
-        self.upload_id: str = resp["UploadId"]
+        self.s3 = S3Store(bucket, purpose=Purpose.WRITE, part_size=part_size, client=client)
+        super().__init__(self.s3, key, s3_url(bucket, key))
 
-    # -- Sink ------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        return self.s3.client
 
-    def write(self, data: bytes, /) -> int:
-        self._check_open()
-        try:
-            self._buffer += data
-            self.size += len(data)
-            while len(self._buffer) >= (size := self._next_part_size()):
-                with memoryview(self._buffer) as view:
-                    part = view[:size].tobytes()  # one copy; the view is gone before del
-                del self._buffer[:size]
-                self._submit(part)
-        except Exception as exc:
-            self.abort()
-            raise destination_error(exc, self.bucket, self.key, "upload_part") from exc
-        except BaseException:
-            self.abort()
-            raise
-        return len(data)
 
-    def complete(self) -> dict[str, Any]:
-        if self.state == "completed" and self._result is not None:
-            return self._result
-        self._check_open()
-        try:
-            if self._buffer or (not self.parts and self._in_flight is None):
-                part, self._buffer = bytes(self._buffer), bytearray()
-                self._submit(part)
-            self._wait_in_flight()
-            resp = self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts})
-        except Exception as exc:
-            self.abort()
-            raise destination_error(exc, self.bucket, self.key,
-                                    "complete_multipart_upload") from exc
-        except BaseException:
-            self.abort()
-            raise
-        self.state = "completed"
-        self._uploader.shutdown()
-        version_id = resp.get("VersionId")
-        self._result = {"size": self.size, "etag": resp.get("ETag"),
-                        "checksum_sha256": resp.get("ChecksumSHA256"),
-                        "version_id": version_id, "parts": len(self.parts)}
-        self._check_stored(self._result)
-        log.info("s3://%s/%s complete: %d bytes in %d parts", self.bucket, self.key,
-                 self.size, len(self.parts))
-        return self._result
-
-    def abort(self) -> None:
-        if self.state != "open":
-            return
-        self.state = "aborted"
-        self._buffer = bytearray()
-        try:
-            self._wait_in_flight()  # a part still uploading would outlive the abort
-        except Exception:  # the upload is being dropped anyway
-            pass
-        finally:
-            self._uploader.shutdown()
-            self._abort_upload()
-
-    def _abort_upload(self) -> None:
-        try:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                               UploadId=self.upload_id)
-        except ClientError as exc:
-            if error_code(exc)[0] not in ("NoSuchUpload", "NoSuchBucket"):
-                log.warning("could not abort the multipart upload to s3://%s/%s (%s): a "
-                            "lifecycle rule with AbortIncompleteMultipartUpload will remove "
-                            "it", self.bucket, self.key, exc)
-        except Exception as exc:  # abort runs while handling another error
-            log.warning("could not abort the multipart upload to s3://%s/%s (%s)",
-                        self.bucket, self.key, exc)
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self.state != "open":
-            raise DestinationError(f"The upload to s3://{self.bucket}/{self.key} is "
-                                   f"{self.state}: start a new one")
-
-    def _next_part_size(self) -> int:
-        pending = len(self.parts) + (self._in_flight is not None)
-        return part_size_for(pending + 1, self.part_size)
-
-    def _submit(self, part: bytes) -> None:
-        """Upload `part` in the background once the previous part is done."""
-        self._wait_in_flight()
-        number = len(self.parts) + 1
-        if number > MAX_PARTS:
-            raise DestinationError(f"The archive needs more than {MAX_PARTS} S3 parts: "
-                                   "use a larger part size")
-        self._in_flight = self._uploader.submit(self._upload_part, number, part)
-
-    def _wait_in_flight(self) -> None:
-        if self._in_flight is not None:
-            future, self._in_flight = self._in_flight, None
-            self.parts.append(future.result())
-
-    def _upload_part(self, number: int, part: bytes) -> dict[str, Any]:
-        checksum = sha256_b64(part)
-        resp = self.client.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
-            Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
-        return {"PartNumber": number, "ETag": resp["ETag"],
-                "ChecksumSHA256": resp.get("ChecksumSHA256") or checksum}
-
-    def _check_stored(self, result: dict[str, Any]) -> None:
-        """Read back the object's size and checksum (HeadObject) and hold them against
-        what was uploaded. S3 reports a SHA-256 multipart object's checksum as
-        `<base64 of sha256(part digests)>-<parts>` (moto leaves out the suffix in
-        CompleteMultipartUpload); the recorded value is HeadObject's, as a verifier will
-        see it. Without s3:GetObject the check is skipped."""
-        args = {"Bucket": self.bucket, "Key": self.key, "ChecksumMode": "ENABLED"}
-        if result["version_id"] and result["version_id"] != "null":
-            args["VersionId"] = result["version_id"]
-        try:
-            head = self.client.head_object(**args)
-        except Exception as exc:  # informative only: the upload itself succeeded
-            log.warning("could not read back s3://%s/%s (%s): size and checksum unchecked",
-                        self.bucket, self.key, exc)
-            return
-        stored = head.get("ChecksumSHA256") or result["checksum_sha256"]
-        result["checksum_sha256"] = stored
-        expected = composite_sha256([p["ChecksumSHA256"] for p in self.parts])
-        if head.get("ContentLength") != self.size or (
-                stored and stored.split("-")[0] != expected):
-            raise DestinationError(
-                f"s3://{self.bucket}/{self.key} does not match what was uploaded "
-                f"({head.get('ContentLength')} bytes, checksum {stored}; expected "
-                f"{self.size} bytes, {expected}-{len(self.parts)}): run the backup again")
+__all__ = ["S3Destination", "S3Reader", "S3Store", "restore_state", "s3_client"]

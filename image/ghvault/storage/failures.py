@@ -1,0 +1,151 @@
+"""Storage failures as the engine's errors: one sentence with the cause and the fix.
+
+The one place S3/botocore errors (and local file errors) are translated. What a failure
+becomes depends on what was being done (`Purpose`): writing an archive gives a
+DestinationError (exit 5), reading one an ArchiveUnreadable (exit 9), reading the state a
+ConfigError (exit 2) and saving it a DestinationError (exit 5).
+
+botocore is imported only when an S3 failure is translated, so a local run never loads it.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+from ghvault.errors import ArchiveUnreadable, ConfigError, DestinationError, GhvaultError
+from ghvault.storage.location import s3_url
+from ghvault.storage.store import Purpose
+
+CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                    "InvalidToken", "TokenRefreshRequired")
+DENIED_CODES = ("AccessDenied", "403", "AllAccessDisabled")
+
+
+def error_code(exc: BaseException) -> tuple[str, int]:
+    """(S3 error code, HTTP status) of a botocore ClientError; ("", 0) for anything else."""
+    response: dict[str, Any] = getattr(exc, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return str(response.get("Error", {}).get("Code", "")), int(status or 0)
+
+
+def is_absent(exc: BaseException) -> bool:
+    """True when S3 answered that the object does not exist (a missing bucket is not
+    absent: it is a failure). HEAD answers a bare 404 for both."""
+    code, status = error_code(exc)
+    return code in ("NoSuchKey", "NotFound", "404") or (status == 404 and
+                                                         code != "NoSuchBucket")
+
+
+def s3_error(exc: BaseException, where: str, purpose: Purpose = Purpose.READ, *,
+             writing: bool = False, action: str = "read", bucket: str = "") -> GhvaultError:
+    """The engine's error for an S3 failure on `where` (an s3:// URL) during `action` (the
+    S3 operation), for a store of `purpose`; `writing` tells a state save from a read."""
+    if isinstance(exc, GhvaultError):
+        return exc
+    if purpose is Purpose.STATE:
+        return state_error(exc, where, writing)
+    if purpose is Purpose.WRITE:
+        return s3_write_error(exc, where, bucket, action)
+    return s3_read_error(exc, where)
+
+
+def s3_write_error(exc: BaseException, where: str, bucket: str, action: str) -> DestinationError:
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+    )
+
+    if isinstance(exc, ClientError):
+        code, status = error_code(exc)
+        if code in ("NoSuchBucket", "404") or (status == 404 and action == "head_bucket"):
+            return DestinationError(f"S3 bucket '{bucket}' does not exist: create it or fix "
+                                    "--dest")
+        if code in DENIED_CODES or status == 403:
+            return DestinationError(
+                f"Access to S3 bucket '{bucket}' is denied ({action}): grant s3:PutObject, "
+                "s3:AbortMultipartUpload and s3:ListBucket on it to these credentials or fix "
+                "--dest")
+        if code in CREDENTIAL_CODES:
+            return DestinationError(f"S3 rejected the AWS credentials ({code}): refresh them "
+                                    "or fix the AWS_* environment")
+        if code == "NoSuchUpload":
+            return DestinationError(f"The multipart upload to {where} disappeared (aborted "
+                                    "elsewhere or by a lifecycle rule): run the backup again")
+        message = exc.response.get("Error", {}).get("Message") or code
+        return DestinationError(f"S3 {action} on {where} failed ({code or status}: {message}): "
+                                "check the bucket and run the backup again")
+    if isinstance(exc, NoCredentialsError):
+        return DestinationError("No AWS credentials were found: set AWS_ACCESS_KEY_ID and "
+                                "AWS_SECRET_ACCESS_KEY, a profile, or a task role")
+    if isinstance(exc, EndpointConnectionError):
+        return DestinationError(f"S3 is unreachable ({exc}): check the network, AWS_REGION "
+                                "and AWS_ENDPOINT_URL")
+    if isinstance(exc, BotoCoreError):
+        return DestinationError(f"S3 {action} on {where} failed ({exc}): check the network "
+                                "and AWS configuration and run the backup again")
+    return DestinationError(f"S3 {action} on {where} failed ({type(exc).__name__}: {exc}): "
+                            "run the backup again")
+
+
+def s3_read_error(exc: BaseException, where: str) -> ArchiveUnreadable:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code, _ = error_code(exc)
+        if code in ("AccessDenied", "403"):
+            return ArchiveUnreadable(f"access to {where} is denied: grant s3:GetObject and "
+                                     "s3:RestoreObject on it to these credentials")
+        if code == "NoSuchBucket":
+            return ArchiveUnreadable(f"the bucket of {where} does not exist: check the URL")
+        return ArchiveUnreadable(f"S3 refused to read {where} ({code}): check the URL and "
+                                 "the AWS configuration")
+    return ArchiveUnreadable(f"cannot read {where} ({exc}): check the network and AWS "
+                             "configuration")
+
+
+def state_error(exc: BaseException, where: str, writing: bool) -> GhvaultError:
+    """Saving the state fails like the destination (exit 5, retried); S3 refusing to read
+    it is a configuration error (exit 2). A transport failure while reading it is retried
+    like a failed save."""
+    if writing:
+        return DestinationError(f"could not save state to {where} ({exc}): check the path or "
+                                "the bucket permissions for --state")
+    code, _ = error_code(exc)
+    if code:
+        return ConfigError(f"cannot read the state at {where} ({code}): create the bucket or "
+                           "grant s3:GetObject on it, or fix --state")
+    return DestinationError(f"could not read the state at {where} ({exc}): check the "
+                            "network and AWS configuration, then run the backup again")
+
+
+def destination_error(exc: BaseException, bucket: str, key: str,
+                      action: str) -> GhvaultError:
+    """`s3_error` for writing the archive at s3://bucket/key."""
+    return s3_error(exc, s3_url(bucket, key), Purpose.WRITE, writing=True, action=action,
+                    bucket=bucket)
+
+
+def file_error(exc: OSError, path: Path, purpose: Purpose = Purpose.WRITE,
+               action: str = "write") -> GhvaultError:
+    """The engine's error for a failed write of the local file `path` (`action`: create,
+    write, complete): the state's for Purpose.STATE, else the destination's."""
+    if purpose is Purpose.STATE:
+        return state_error(exc, str(path), writing=True)
+    if exc.errno == errno.ENOSPC:
+        return DestinationError(f"No space left on the device of '{path}' ({action}): free "
+                                "space or choose another --dest")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DestinationError(f"Permission denied writing '{path}' ({action}): fix the "
+                                "directory's permissions or choose another --dest")
+    if exc.errno == errno.ENOENT:
+        return DestinationError(f"Directory '{path.parent}' does not exist: create it or fix "
+                                "--dest")
+    return DestinationError(f"Cannot write '{path}' ({action}: {exc.strerror or exc}): check "
+                            "the path or choose another --dest")
+
+
+__all__ = ["destination_error", "error_code", "file_error", "is_absent", "s3_error"]
