@@ -20,6 +20,7 @@ from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from botocore.exceptions import ClientError
+from ghvault.contract import parse_summary
 
 from operators.engine import (  # noqa: F401  (the exceptions are this module's API too)
     EXIT_CODES,
@@ -34,7 +35,6 @@ from operators.engine import (  # noqa: F401  (the exceptions are this module's 
     VerifyContract,
     engine_arguments,
     engine_error,
-    parse_summary,
 )
 from operators.local import LocalBackupOperator, LocalVerifyOperator
 from operators.settings import DeploymentSettings, SettingsError
@@ -48,7 +48,8 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
     :param github_owner: user or organisation login (templated). Not ``owner``: that is
         BaseOperator's task owner, and it cannot be mapped over with ``expand``.
     :param settings: the ``ghvault_settings`` Variable, as a dict or its JSON text (templated;
-        e.g. ``"{{ var.json.ghvault_settings | tojson }}"``); None reads the Variable at run time.
+        the DAG passes the plan's resolved settings; ``settings.SETTINGS_TEMPLATE`` renders
+        the Variable's text); None reads the Variable at run time.
     :param month: ``YYYY-MM`` (templated); default: the run's logical month (``run_month``).
     :param kinds: kinds of content to back up (list or comma-separated); default all.
     :param repos: regex (or list of regexes) of repository names to back up.

@@ -24,13 +24,13 @@ from airflow.providers.amazon.aws.hooks.ssm import SsmHook
 from airflow.sdk import BaseOperator
 from airflow.sdk.log import mask_secret
 from botocore.exceptions import ClientError
+from ghvault.contract import parse_summary
 
 from operators.engine import (
     BackupContract,
     EngineAuthError,
     EngineConfigError,
     VerifyContract,
-    parse_summary,
 )
 from operators.settings import DeploymentSettings
 

@@ -27,6 +27,7 @@ import pytest
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.sdk.module_loading import import_string
+from ghvault.contract import archive_key, previous_month
 
 from operators.backup import (
     BackupFailed,
@@ -46,9 +47,7 @@ from operators.backup import (
 from operators.settings import (
     DeploymentSettings,
     SettingsError,
-    archive_key,
     load_settings,
-    previous_month,
     run_month,
 )
 from tests.conftest import OTHER_TOKEN, TOKEN
