@@ -13,6 +13,7 @@ import ast
 from collections.abc import Sequence
 from typing import Any
 
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from ghvault.contract import (
     Exit,
@@ -163,15 +164,37 @@ def engine_arguments(settings: DeploymentSettings, *, owner: str, month: str, ke
     return args
 
 
-class BackupContract:
-    """What both runners share: settings, month, key, and the returned XCom."""
+class BackupContract(BaseOperator):
+    """What both runners share: their arguments, settings, month, key, and the returned XCom.
+
+    An operator base (not a plain mixin) so that Airflow's operator metaclass wraps this
+    ``__init__`` too: default_args then reach these arguments as they reach any operator's.
+
+    :param github_owner: user or organisation login (templated). Not ``owner``: that is
+        BaseOperator's task owner, and it cannot be mapped over with ``expand``.
+    :param settings: the ``ghvault_settings`` Variable, as a dict or its JSON text (templated;
+        the DAG passes the plan's resolved settings; ``settings.SETTINGS_TEMPLATE`` renders
+        the Variable's text); None reads the Variable at run time.
+    :param month: ``YYYY-MM`` (templated); default: the run's logical month (``run_month``).
+    :param kinds: kinds of content to back up (list or comma-separated); default all.
+    :param repos: regex (or list of regexes) of repository names to back up.
+    :param exclude_repos: regex (or list of regexes) of repository names to leave out.
+    """
 
     backup_fields: Sequence[str] = ("github_owner", "settings", "month", "kinds", "repos",
                                     "exclude_repos")
 
-    github_owner: str
-    settings: dict | str | None
-    month: str | None
+    def __init__(self, *, github_owner: str, settings: dict | str | None = None,
+                 month: str | None = None, kinds: list[str] | str | None = None,
+                 repos: list[str] | str | None = None,
+                 exclude_repos: list[str] | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.github_owner = github_owner
+        self.settings = settings
+        self.month = month
+        self.kinds = kinds
+        self.repos = repos
+        self.exclude_repos = exclude_repos
 
     def _resolve(self, context) -> tuple[DeploymentSettings, str, str]:
         """(settings, month, key) for this run; EngineConfigError when any is unusable."""
@@ -256,7 +279,11 @@ class VerifyContract(BackupContract):
     needs_token = False
     reports_on_stdout = True  # one line per problem, then the summary
     runner_kind: str  # "ecs" or "local"
-    verify_with: str | None  # set by the operator's constructor (Airflow wraps only those)
+    ui_color = "#e1d5e7"
+
+    def __init__(self, *, verify_with: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.verify_with = verify_with
 
     def execute(self, context):
         if (self.verify_with or "") != self.runner_kind:
