@@ -54,7 +54,7 @@ class OwnerNotFound(BackupFailed, AirflowFailException):
 
 
 class DestinationFailed(BackupFailed):
-    """The archive could not be written to S3 (exit 5)."""
+    """The archive could not be written to S3 (exit 5), or verify could not read it (exit 9)."""
 
 
 class GitHubUnavailable(BackupFailed):

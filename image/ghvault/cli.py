@@ -15,7 +15,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
-from .contract import EXIT_MEANINGS, KINDS, Exit, check_month, check_owner, summary_line
+from .contract import (
+    EXIT_MEANINGS,
+    KINDS,
+    SIDECAR_SUFFIX,
+    Exit,
+    check_month,
+    check_owner,
+    summary_line,
+)
 from .errors import EXIT_CODES, ConfigError, GhvaultError
 
 log = logging.getLogger("ghvault")
@@ -83,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="user or organisation login")
     run.add_argument("--dest", required=True,
                      help="s3://bucket/key.zip or file:///path/x.zip (the manifest goes beside "
-                          "it as <dest>.manifest.json)")
+                          f"it as <dest>{SIDECAR_SUFFIX})")
     run.add_argument("--month", type=checked(check_month),
                      default=datetime.now(UTC).strftime("%Y-%m"),
                      help="the month this archive stands for (default: the current month)")
