@@ -227,10 +227,18 @@ def test_the_plan_builds_the_keys_the_operators_build(dag):
 
 
 def test_the_dag_names_each_mapped_task_by_its_owner(dag):
-    templates = {t.task_id: t.map_index_template for t in dag.tasks
-                 if t.task_id.startswith("backup.")}
-    assert len(templates) == 6
-    assert set(templates.values()) == {"{{ task.github_owner }}"}, templates
+    """Each task of the mapped group renders its owner as map index, the sensors (which
+    take only the key) included."""
+    tasks = {t.task_id: t for t in dag.tasks if t.task_id.startswith("backup.")}
+    assert len(tasks) == 6
+    key = contract.archive_key("github", "octo-org", "2026-10")
+    for task_id, mapped in tasks.items():
+        # the same class, with what the mapped arguments resolve to at run time
+        arguments = {"bucket": "vault", "key": key} if "key" in mapped.template_fields \
+            else {"github_owner": "octo-org"}
+        task = type(mapped)(task_id="t", **arguments)
+        rendered = dag.get_template_env().from_string(mapped.map_index_template).render(task=task)
+        assert rendered == "octo-org", task_id
 
 
 def test_keys_the_engine_lists_are_exactly_the_contract_layout():
