@@ -21,6 +21,7 @@ from airflow.sdk import (
     task_group,
 )
 from airflow.sdk.exceptions import AirflowFailException
+from ghvault.contract import KINDS, OWNER_PATTERN, archive_key, check_owner, previous_month
 
 from operators.backup import (
     GithubBackupOperator,
@@ -31,23 +32,17 @@ from operators.backup import (
 from operators.notify import notify_failure, notify_success
 from operators.sensors import BackupArchiveSensor, GlacierTransitionSensor
 from operators.settings import (
+    SETTINGS_TEMPLATE,
     VARIABLE_NAME,
     SettingsError,
-    archive_key,
-    check_owner,
     load_settings,
-    previous_month,
     run_month,
 )
 
 log = logging.getLogger(__name__)
 
-# The kinds of content `ghvault run --include/--exclude` knows.
-KINDS = ["git", "wiki", "lfs", "issues", "comments", "events", "pulls", "reviews",
-         "review_comments", "commit_comments", "labels", "milestones", "releases", "assets",
-         "hooks", "advisories", "gists", "account"]
-# The Variable's raw JSON text, rendered when a task runs (never while parsing this file).
-SETTINGS = "{{ var.value.get('" + VARIABLE_NAME + "', '') }}"
+# The kinds of content `ghvault run --include/--exclude` knows, as the trigger form offers them.
+KIND_CHOICES = list(KINDS)
 
 DOC = """
 # GitHub backup (ghvault)
@@ -129,6 +124,11 @@ which wins over the Variable. See `operators/settings.py`.
 """
 
 
+# Every task of the mapped group shows its owner as map index (the sensors read it from the
+# archive key they check).
+OWNER_INDEX = "{{ task.github_owner }}"
+
+
 def _notify_failure(context) -> None:
     """on_failure_callback: the failure message, with the settings and runner plan resolved."""
     ti = context["ti"]
@@ -157,17 +157,17 @@ def _notify_failure(context) -> None:
     params={
         "owners": Param(
             None, type=["null", "array"], minItems=1, uniqueItems=True,
-            items={"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+            items={"type": "string", "pattern": f"^{OWNER_PATTERN}$"},
             title="GitHub owners",
             description="Users or organisations to back up, one per line. Empty: the "
                         "'owners' of the ghvault_settings Variable."),
         "include": Param(
             None, type=["null", "array"], uniqueItems=True,
-            items={"type": "string", "enum": KINDS}, examples=KINDS,
+            items={"type": "string", "enum": KIND_CHOICES}, examples=KIND_CHOICES,
             title="Include only", description="Kinds of content to back up. Empty: all."),
         "exclude": Param(
             None, type=["null", "array"], uniqueItems=True,
-            items={"type": "string", "enum": KINDS}, examples=KINDS,
+            items={"type": "string", "enum": KIND_CHOICES}, examples=KIND_CHOICES,
             title="Exclude", description="Kinds of content to leave out."),
         "repos": Param(
             None, type=["null", "string"], format="regex", title="Repositories",
@@ -253,7 +253,7 @@ def github_backup():
                               glacier_task_id="backup.glacier", month=month, settings=settings,
                               verify_task_id=f"backup.verify_{runner}")
 
-    planned = plan(SETTINGS)
+    planned = plan(SETTINGS_TEMPLATE)  # the Variable is read when plan runs, not at parse
     choice = runner(planned["runner"])
     done = notify(planned["runner"], planned["month"], planned["settings"])
 
@@ -265,10 +265,10 @@ def github_backup():
             "exclude_repos": planned["exclude_repos"],
             "retries": 2, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(hours=1), "execution_timeout": timedelta(hours=12),
-            "max_active_tis_per_dagrun": 4, "map_index_template": "{{ task.github_owner }}",
+            "max_active_tis_per_dagrun": 4, "map_index_template": OWNER_INDEX,
         }
         s3 = {"bucket": planned["bucket"], "key": key, "aws_conn_id": planned["aws_conn_id"],
-              "map_index_template": "{{ task.key.split('/')[-4] }}"}  # the owner
+              "map_index_template": OWNER_INDEX}
         ecs = GithubBackupOperator(task_id="ecs", **engine)
         local = LocalBackupOperator(task_id="local", **engine)
         archive = BackupArchiveSensor(task_id="archive", **s3,

@@ -20,6 +20,7 @@ from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from botocore.exceptions import ClientError
+from ghvault.contract import parse_summary
 
 from operators.engine import (  # noqa: F401  (the exceptions are this module's API too)
     EXIT_CODES,
@@ -34,7 +35,6 @@ from operators.engine import (  # noqa: F401  (the exceptions are this module's 
     VerifyContract,
     engine_arguments,
     engine_error,
-    parse_summary,
 )
 from operators.local import LocalBackupOperator, LocalVerifyOperator
 from operators.settings import DeploymentSettings, SettingsError
@@ -45,16 +45,9 @@ SIX_HOURS_OF_15S = 4 * 60 * 6
 class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
     """Back up one GitHub owner for one month with the ghvault container on ECS Fargate.
 
-    :param github_owner: user or organisation login (templated). Not ``owner``: that is
-        BaseOperator's task owner, and it cannot be mapped over with ``expand``.
-    :param settings: the ``ghvault_settings`` Variable, as a dict or its JSON text (templated;
-        e.g. ``"{{ var.json.ghvault_settings | tojson }}"``); None reads the Variable at run time.
-    :param month: ``YYYY-MM`` (templated); default: the run's logical month (``run_month``).
-    :param kinds: kinds of content to back up (list or comma-separated); default all.
-    :param repos: regex (or list of regexes) of repository names to back up.
-    :param exclude_repos: regex (or list of regexes) of repository names to leave out.
-
-    ``cluster``, ``task_definition``, ``container_name``, ``network_configuration``,
+    Takes :class:`~operators.engine.BackupContract`'s arguments (``github_owner``,
+    ``settings``, ``month``, ``kinds``, ``repos``, ``exclude_repos``). ``cluster``,
+    ``task_definition``, ``container_name``, ``network_configuration``,
     ``launch_type``/``capacity_provider_strategy``, ``awslogs_*``, ``region_name`` and
     ``aws_conn_id`` default to the settings; any other ``EcsRunTaskOperator`` argument passes
     through. Returns ``{"owner", "month", "bucket", "key", "manifest_key", "summary"}`` and
@@ -67,11 +60,7 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                                  "settings": "json"}
     ui_color = "#d5e8d4"
 
-    def __init__(self, *, github_owner: str, settings: dict | str | None = None,
-                 month: str | None = None, kinds: list[str] | str | None = None,
-                 repos: list[str] | str | None = None,
-                 exclude_repos: list[str] | str | None = None,
-                 task_definition: str | None = None, cluster: str | None = None,
+    def __init__(self, *, task_definition: str | None = None, cluster: str | None = None,
                  overrides: dict | None = None, launch_type: str | None = None,
                  aws_conn_id: str | None = None,
                  reattach: bool = True, propagate_tags: str | None = "TASK_DEFINITION",
@@ -84,12 +73,6 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                          propagate_tags=propagate_tags, waiter_delay=waiter_delay,
                          waiter_max_attempts=waiter_max_attempts,
                          number_logs_exception=number_logs_exception, **kwargs)
-        self.github_owner = github_owner
-        self.settings = settings
-        self.month = month
-        self.kinds = kinds
-        self.repos = repos
-        self.exclude_repos = exclude_repos
         self._token_source: str | None = None
         self._run_state: tuple[DeploymentSettings, str, str] | None = None
 
@@ -272,11 +255,6 @@ class GithubVerifyOperator(VerifyContract, GithubBackupOperator):
 
     template_fields: Sequence[str] = (*GithubBackupOperator.template_fields, "verify_with")
     runner_kind = "ecs"
-    ui_color = "#e1d5e7"
-
-    def __init__(self, *, verify_with: str | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.verify_with = verify_with
 
 
 def backup_operator_class(runner: str, *, verify: bool = False) -> type[BaseOperator]:

@@ -1,29 +1,33 @@
 """How Airflow talks to the ghvault engine: its arguments, exit codes and summary line.
 
-Shared by both runners (`operators.backup`, `operators.local`): the contract (settings,
-month and key in, the same XCom out), the command line they start the engine with
-(no secrets: the token reaches the engine through its environment only), the exception each
-documented exit code becomes, and the one-line JSON summary the engine prints last.
+Shared by both runners (`operators.backup`, `operators.local`): what both take and return
+(settings, month and key in, the same XCom out), the command line they start the engine with
+(no secrets: the token reaches the engine through its environment only) and the exception
+each documented exit code becomes. The codes, the archive key and the summary line are the
+engine's contract (:mod:`ghvault.contract`), imported, not restated.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from ghvault.contract import (
+    Exit,
+    archive_key,
+    check_month,
+    check_owner,
+    sidecar_key,
+)
 
 from operators.settings import (
     VARIABLE_NAME,
     DeploymentSettings,
     SettingsError,
-    archive_key,
-    check_month,
-    check_owner,
     load_settings,
-    manifest_key,
     run_month,
 )
 
@@ -50,16 +54,18 @@ class OwnerNotFound(BackupFailed, AirflowFailException):
 
 
 class DestinationFailed(BackupFailed):
-    """The archive could not be written to S3 (exit 5)."""
+    """The archive could not be written to S3 (exit 5), or verify could not read it (exit 9)."""
 
 
 class GitHubUnavailable(BackupFailed):
     """GitHub stayed unavailable after the engine's retries (exit 6)."""
 
 
-EXIT_CODES: dict[int, type[BackupFailed]] = {
-    1: BackupFailed, 2: EngineConfigError, 3: EngineAuthError, 4: OwnerNotFound,
-    5: DestinationFailed, 6: GitHubUnavailable,
+# The exception each exit code of `ghvault run` becomes; any other code is a BackupFailed.
+EXIT_CODES: dict[Exit, type[BackupFailed]] = {
+    Exit.INTERNAL: BackupFailed, Exit.CONFIG: EngineConfigError, Exit.AUTH: EngineAuthError,
+    Exit.OWNER_NOT_FOUND: OwnerNotFound, Exit.DESTINATION: DestinationFailed,
+    Exit.GITHUB_UNAVAILABLE: GitHubUnavailable,
 }
 
 
@@ -68,23 +74,29 @@ def engine_error(code: int, *, owner: str, month: str, settings: DeploymentSetti
     """The exception for the engine's exit ``code``, with a message that says what to do."""
     dest = f"s3://{settings.bucket}/{key}"
     reasons = {
-        1: f"ghvault failed with an internal error backing up {owner} for {month} (exit 1): "
-           "the log lines below say where; rerun the task, and report it if it repeats",
-        2: f"ghvault rejected its arguments or configuration backing up {owner} for {month} "
-           f"(exit 2): fix the DAG params (kinds, repository patterns) or the {VARIABLE_NAME} "
-           "Variable as the log lines below say",
-        3: f"GitHub rejected the token while backing up {owner} (exit 3: missing, invalid, "
-           f"expired or lacking scopes): update the SSM parameter {token_source} with a token "
-           f"that can read {owner} ({TOKEN_SCOPES})",
-        4: f"GitHub owner {owner!r} does not exist or is not visible to the token (exit 4): fix "
-           f"the owner in the DAG's owners, or give the token in the SSM parameter {token_source} "
-           "access to it",
-        5: f"ghvault could not write {dest} (exit 5): check that bucket {settings.bucket} exists"
-           f" and that {where} may s3:PutObject, s3:GetObject and s3:AbortMultipartUpload there,"
-           " and that the scratch disk is large enough",
-        6: f"GitHub stayed unavailable while backing up {owner} after the engine's retries "
-           "(exit 6: server errors, rate limit or network): Airflow retries the task; if it "
-           "keeps failing check https://www.githubstatus.com and the token's rate limit",
+        Exit.INTERNAL:
+            f"ghvault failed with an internal error backing up {owner} for {month} (exit {code}):"
+            " the log lines below say where; rerun the task, and report it if it repeats",
+        Exit.CONFIG:
+            f"ghvault rejected its arguments or configuration backing up {owner} for {month} "
+            f"(exit {code}): fix the DAG params (kinds, repository patterns) or the "
+            f"{VARIABLE_NAME} Variable as the log lines below say",
+        Exit.AUTH:
+            f"GitHub rejected the token while backing up {owner} (exit {code}: missing, invalid,"
+            f" expired or lacking scopes): update the SSM parameter {token_source} with a token "
+            f"that can read {owner} ({TOKEN_SCOPES})",
+        Exit.OWNER_NOT_FOUND:
+            f"GitHub owner {owner!r} does not exist or is not visible to the token (exit {code}):"
+            f" fix the owner in the DAG's owners, or give the token in the SSM parameter "
+            f"{token_source} access to it",
+        Exit.DESTINATION:
+            f"ghvault could not write {dest} (exit {code}): check that bucket {settings.bucket} "
+            f"exists and that {where} may s3:PutObject, s3:GetObject and "
+            "s3:AbortMultipartUpload there, and that the scratch disk is large enough",
+        Exit.GITHUB_UNAVAILABLE:
+            f"GitHub stayed unavailable while backing up {owner} after the engine's retries "
+            f"(exit {code}: server errors, rate limit or network): Airflow retries the task; if "
+            "it keeps failing check https://www.githubstatus.com and the token's rate limit",
     }
     signals = {137: "killed with SIGKILL, usually out of memory: raise the task's memory",
                143: "terminated with SIGTERM: it was stopped (by ECS, Spot or Airflow)"}
@@ -152,29 +164,37 @@ def engine_arguments(settings: DeploymentSettings, *, owner: str, month: str, ke
     return args
 
 
-def parse_summary(lines: Sequence[str]) -> dict | None:
-    """The engine's summary: the last line that is a JSON object (normally the very last)."""
-    for line in reversed(lines):
-        text = line.strip()
-        if text.startswith("{"):
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(parsed, dict):
-                return parsed
-    return None
+class BackupContract(BaseOperator):
+    """What both runners share: their arguments, settings, month, key, and the returned XCom.
 
+    An operator base (not a plain mixin) so that Airflow's operator metaclass wraps this
+    ``__init__`` too: default_args then reach these arguments as they reach any operator's.
 
-class BackupContract:
-    """What both runners share: settings, month, key, and the returned XCom."""
+    :param github_owner: user or organisation login (templated). Not ``owner``: that is
+        BaseOperator's task owner, and it cannot be mapped over with ``expand``.
+    :param settings: the ``ghvault_settings`` Variable, as a dict or its JSON text (templated;
+        the DAG passes the plan's resolved settings; ``settings.SETTINGS_TEMPLATE`` renders
+        the Variable's text); None reads the Variable at run time.
+    :param month: ``YYYY-MM`` (templated); default: the run's logical month (``run_month``).
+    :param kinds: kinds of content to back up (list or comma-separated); default all.
+    :param repos: regex (or list of regexes) of repository names to back up.
+    :param exclude_repos: regex (or list of regexes) of repository names to leave out.
+    """
 
     backup_fields: Sequence[str] = ("github_owner", "settings", "month", "kinds", "repos",
                                     "exclude_repos")
 
-    github_owner: str
-    settings: dict | str | None
-    month: str | None
+    def __init__(self, *, github_owner: str, settings: dict | str | None = None,
+                 month: str | None = None, kinds: list[str] | str | None = None,
+                 repos: list[str] | str | None = None,
+                 exclude_repos: list[str] | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.github_owner = github_owner
+        self.settings = settings
+        self.month = month
+        self.kinds = kinds
+        self.repos = repos
+        self.exclude_repos = exclude_repos
 
     def _resolve(self, context) -> tuple[DeploymentSettings, str, str]:
         """(settings, month, key) for this run; EngineConfigError when any is unusable."""
@@ -195,7 +215,7 @@ class BackupContract:
     def _result(self, settings: DeploymentSettings, month: str, key: str,
                 summary: dict | None) -> dict[str, Any]:
         return {"owner": self.github_owner, "month": month, "bucket": settings.bucket,
-                "key": key, "manifest_key": manifest_key(key), "summary": summary}
+                "key": key, "manifest_key": sidecar_key(key), "summary": summary}
 
     # What the runners run and how they read a failure; the verification step overrides these.
     doing = "Backing up"
@@ -223,16 +243,19 @@ def verify_error(code: int, *, owner: str, month: str, settings: DeploymentSetti
                  where: str, log_lines: Sequence[str] = ()) -> BackupFailed:
     """The exception for a non-zero exit of ``ghvault verify`` on the month's archive."""
     url = f"s3://{settings.bucket}/{key}"
-    reasons: dict[int, tuple[type[BackupFailed], str]] = {
-        2: (EngineConfigError, f"ghvault verify rejected its arguments for {url} (exit 2): the "
-                               "engine image is older than the operators; deploy matching "
-                               "versions"),
-        7: (VerificationFailed, f"{url} is already in a cold storage class and cannot be "
-                                "verified without a restore (exit 7): verify right after the "
-                                "backup, before the transition"),
-        9: (DestinationFailed, f"ghvault verify could not read {url} (exit 9: missing, access "
-                               f"denied or not a zip): check that {where} may s3:GetObject it "
-                               "and its manifest"),
+    reasons: dict[Exit, tuple[type[BackupFailed], str]] = {
+        Exit.CONFIG: (
+            EngineConfigError,
+            f"ghvault verify rejected its arguments for {url} (exit {code}): the engine image is "
+            "older than the operators; deploy matching versions"),
+        Exit.NOT_READY: (
+            VerificationFailed,
+            f"{url} is already in a cold storage class and cannot be verified without a restore "
+            f"(exit {code}): verify right after the backup, before the transition"),
+        Exit.UNREADABLE: (
+            DestinationFailed,
+            f"ghvault verify could not read {url} (exit {code}: missing, access denied or not a "
+            f"zip): check that {where} may s3:GetObject it and its manifest"),
     }
     kind, message = reasons.get(code, (
         VerificationFailed,
@@ -256,7 +279,11 @@ class VerifyContract(BackupContract):
     needs_token = False
     reports_on_stdout = True  # one line per problem, then the summary
     runner_kind: str  # "ecs" or "local"
-    verify_with: str | None  # set by the operator's constructor (Airflow wraps only those)
+    ui_color = "#e1d5e7"
+
+    def __init__(self, *, verify_with: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.verify_with = verify_with
 
     def execute(self, context):
         if (self.verify_with or "") != self.runner_kind:

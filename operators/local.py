@@ -21,16 +21,15 @@ from pathlib import Path
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.ssm import SsmHook
-from airflow.sdk import BaseOperator
 from airflow.sdk.log import mask_secret
 from botocore.exceptions import ClientError
+from ghvault.contract import parse_summary
 
 from operators.engine import (
     BackupContract,
     EngineAuthError,
     EngineConfigError,
     VerifyContract,
-    parse_summary,
 )
 from operators.settings import DeploymentSettings
 
@@ -39,13 +38,14 @@ _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARN
            "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
 
 
-class LocalBackupOperator(BackupContract, BaseOperator):
+class LocalBackupOperator(BackupContract):
     """Back up one GitHub owner for one month by running ``ghvault run`` on the worker.
 
-    Same arguments, XCom and exceptions as :class:`GithubBackupOperator`. The token is read
-    from the SSM parameter named by the settings at run time and handed to the child process
-    in its environment only. AWS credentials, region and endpoint come from the settings'
-    Airflow connection when it defines them, else from the worker's environment.
+    Same arguments (:class:`~operators.engine.BackupContract`'s), XCom and exceptions as
+    :class:`GithubBackupOperator`. The token is read from the SSM parameter named by the
+    settings at run time and handed to the child process in its environment only. AWS
+    credentials, region and endpoint come from the settings' Airflow connection when it
+    defines them, else from the worker's environment.
 
     :param engine_command: how to start the engine (default: the ``ghvault`` executable
         installed beside this Python, or on PATH).
@@ -55,18 +55,8 @@ class LocalBackupOperator(BackupContract, BaseOperator):
     template_fields_renderers = {"settings": "json"}
     ui_color = "#dae8fc"
 
-    def __init__(self, *, github_owner: str, settings: dict | str | None = None,
-                 month: str | None = None, kinds: list[str] | str | None = None,
-                 repos: list[str] | str | None = None,
-                 exclude_repos: list[str] | str | None = None,
-                 engine_command: list[str] | None = None, **kwargs) -> None:
+    def __init__(self, *, engine_command: list[str] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.github_owner = github_owner
-        self.settings = settings
-        self.month = month
-        self.kinds = kinds
-        self.repos = repos
-        self.exclude_repos = exclude_repos
         self.engine_command = engine_command
         self._process: subprocess.Popen | None = None
 
@@ -215,8 +205,3 @@ class LocalVerifyOperator(VerifyContract, LocalBackupOperator):
 
     template_fields: Sequence[str] = (*LocalBackupOperator.template_fields, "verify_with")
     runner_kind = "local"
-    ui_color = "#e1d5e7"
-
-    def __init__(self, *, verify_with: str | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.verify_with = verify_with

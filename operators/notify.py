@@ -221,8 +221,9 @@ def backup_results(context: Mapping[str, Any],
 
 
 def failed_owner(context: Mapping[str, Any], backup_task_id: str = BACKUP_TASK_ID) -> str | None:
-    """The GitHub owner the failed task worked for: a backup operator's own (rendered)
-    `github_owner`, else the owner in the backup task's XCom at the same map index."""
+    """The GitHub owner the failed task worked for: the task's own `github_owner` (a backup
+    operator's rendered argument, a sensor's archive owner), else the owner in the backup
+    task's XCom at the same map index."""
     ti = context.get("ti")
     task = context.get("task") or getattr(ti, "task", None)
     owner = getattr(task, "github_owner", None)  # not `owner`: that is the Airflow task owner

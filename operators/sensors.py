@@ -21,6 +21,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from botocore.exceptions import ClientError
+from ghvault.contract import parse_archive_key, sidecar_key
 
 from operators.lifecycle import (  # noqa: F401  (part of this module's API)
     COLD_STORAGE_CLASSES,
@@ -127,6 +128,13 @@ class _S3Sensor(BaseSensorOperator):
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    @property
+    def github_owner(self) -> str | None:
+        """The owner whose archive `key` is (None for a key not laid out as the engine lays
+        archives out): what the DAG's map index shows and a failure notification names."""
+        archive = parse_archive_key(self.key) if isinstance(self.key, str) else None
+        return archive.owner if archive else None
+
 
 class BackupArchiveSensor(_S3Sensor):
     """Wait until the archive at `key` and its manifest `<key>.manifest.json` exist, then
@@ -157,7 +165,7 @@ class BackupArchiveSensor(_S3Sensor):
 
     @property
     def manifest_key(self) -> str:
-        return f"{self.key}.manifest.json"
+        return sidecar_key(self.key)
 
     def execute(self, context: Any) -> Any:
         try:

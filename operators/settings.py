@@ -1,8 +1,9 @@
-"""Deployment settings (one Airflow Variable and/or GHVAULT_* environment) and the archive key.
+"""Deployment settings: one Airflow Variable and/or GHVAULT_* environment variables.
 
-Nothing here touches the network or the metadata database: the DAG renders the Variable at
-run time (``"{{ var.json.ghvault_settings | tojson }}"``) and the operators parse it with
-:func:`load_settings` inside ``execute``.
+Nothing here touches the network or the metadata database: the DAG renders the Variable's
+raw JSON text at run time (:data:`SETTINGS_TEMPLATE`) and the operators parse it with
+:func:`load_settings` inside ``execute``. Where the archive goes (its key, the sidecar
+manifest, the month) is the engine's contract: :mod:`ghvault.contract`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 
 VARIABLE_NAME = "ghvault_settings"
 ENV_PREFIX = "GHVAULT_"
+# The Variable's JSON text as a template, rendered when a task runs ('' when the Variable is
+# unset, so GHVAULT_* environment variables alone can configure a deployment).
+SETTINGS_TEMPLATE = "{{ var.value.get('" + VARIABLE_NAME + "', '') }}"
 
 RUNNERS = ("ecs", "local")
 COLD_STORAGE_CLASSES = ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR")
@@ -29,9 +33,6 @@ SECRET_ENV_NAMES = frozenset({
     "AWS_SESSION_TOKEN",
 })
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-# GitHub logins: letters, digits, hyphens; Enterprise managed users add "_shortcode".
-_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _TRUE = {"true", "1", "yes", "on", "enabled"}
 _FALSE = {"false", "0", "no", "off", "disabled"}
 
@@ -248,13 +249,13 @@ def _parse_value(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
     try:
         parsed = json.loads(text)
     except ValueError:
-        # "{{ var.json.ghvault_settings }}" without "| tojson" renders a Python repr.
+        # A DAG of its own may render "{{ var.json.ghvault_settings }}": a Python repr.
         try:
             parsed = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             raise SettingsError(
                 f"{VARIABLE_NAME} is not valid JSON: fix the Variable's value, and render it "
-                "with \"{{ var.json." + VARIABLE_NAME + " | tojson }}\"."
+                f"with \"{SETTINGS_TEMPLATE}\"."
             ) from None
     if parsed is None:
         return {}
@@ -276,40 +277,6 @@ def load_settings(
         if env_value is not None and env_value.strip() != "":
             data[f.name] = env_value
     return DeploymentSettings.from_mapping(data)
-
-
-def check_month(month: str) -> str:
-    """Return ``month`` if it is YYYY-MM, else raise ValueError saying so."""
-    if not isinstance(month, str) or not _MONTH.match(month):
-        raise ValueError(f"month {month!r} is not YYYY-MM (for example 2026-10).")
-    return month
-
-
-def check_owner(owner: str) -> str:
-    if not isinstance(owner, str) or not _OWNER.match(owner):
-        raise ValueError(
-            f"owner {owner!r} is not a GitHub user or organisation login (letters, digits, "
-            "hyphens): fix the owners list."
-        )
-    return owner
-
-
-def archive_key(prefix: str, owner: str, month: str) -> str:
-    """``{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`` (no leading slash without prefix)."""
-    year, mm = _MONTH.match(check_month(month)).groups()
-    name = f"{check_owner(owner)}/{year}/{mm}/{owner}-{month}.zip"
-    prefix = (prefix or "").strip("/")
-    return f"{prefix}/{name}" if prefix else name
-
-
-def manifest_key(key: str) -> str:
-    """The manifest the engine writes beside the archive."""
-    return f"{key}.manifest.json"
-
-
-def previous_month(month: str) -> str:
-    year, mm = (int(x) for x in _MONTH.match(check_month(month)).groups())
-    return f"{year - 1}-12" if mm == 1 else f"{year}-{mm - 1:02d}"
 
 
 def _schedule_timezone(context: Mapping[str, Any]):

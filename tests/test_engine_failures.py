@@ -48,16 +48,17 @@ MONTH = "2026-10"
 # running the CLI ---------------------------------------------------------------------------
 
 def run_cli(api_url: str, sim: RunningSim, moto, *args: str, token: str | None = TOKEN,
-            extra_env: dict[str, str] | None = None, timeout: int = 300
-            ) -> tuple[subprocess.CompletedProcess, float]:
-    """`ghvault run` as a subprocess; `token=None` runs with no GitHub credentials at all."""
+            extra_env: dict[str, str] | None = None, timeout: int = 300,
+            command: tuple[str, ...] = (GHVAULT,)) -> tuple[subprocess.CompletedProcess, float]:
+    """`ghvault run` as a subprocess; `token=None` runs with no GitHub credentials at all;
+    `command` replaces the `ghvault` executable (same arguments after it)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GITHUB_", "GH_")) and k != "AWS_CA_BUNDLE"}
     env.update({**sim.client_env(), **moto.env(), **(extra_env or {})})
     if token is not None:
         env["GITHUB_TOKEN"] = token
     started = time.monotonic()
-    proc = subprocess.run([GHVAULT, "run", "--api-url", api_url, *args], env=env,
+    proc = subprocess.run([*command, "run", "--api-url", api_url, *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
     return proc, time.monotonic() - started
 
@@ -291,6 +292,44 @@ def test_a_token_in_a_run_github_fails_is_never_printed(clean_gh, moto_server, b
     assert proc.returncode == 6, proc.stderr[-2000:]
     for form in secret_forms(distinctive):
         assert form not in proc.stdout and form not in proc.stderr
+    assert_nothing_published(moto_server, bucket, key)
+
+
+# 8. bugs -----------------------------------------------------------------------------------
+
+# `ghvault` with a programming error where the client calls PyGithub's requester (inside the
+# client's error handling for network failures), its message carrying the token.
+WITH_A_BUG = """
+import os, sys
+from github.Requester import Requester
+
+def broken(self, verb, url, *args, **kwargs):
+    raise TypeError("cannot build the headers from " + os.environ["GITHUB_TOKEN"])
+
+Requester.requestJson = broken
+from ghvault.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_bug_is_an_internal_error_with_its_traceback_once(clean_gh, moto_server, bucket):
+    """Not "GitHub unavailable" (exit 6, which Airflow retries): exit 1, the scrubbed
+    traceback once in the log, then one line naming the error; no token anywhere."""
+    key, dest = dest_key(bucket)
+    proc, _ = run_cli(clean_gh.api, clean_gh, moto_server, "--owner", OWNER, "--month", MONTH,
+                      "--dest", dest, command=(sys.executable, "-c", WITH_A_BUG))
+    detail = f"exit {proc.returncode}\nstdout: {proc.stdout[-1500:]}\nstderr: {proc.stderr[-3000:]}"
+    assert proc.returncode == 1, detail
+    assert proc.stderr.count("Traceback (most recent call last):") == 1, detail
+    assert "in broken" in proc.stderr, detail  # the frame that raised is shown
+    assert "TypeError: cannot build the headers from [REDACTED]" in proc.stderr, detail
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1] == "ghvault: internal error: TypeError: cannot build the headers from " \
+                        "[REDACTED]", detail
+    assert "unavailable" not in proc.stderr.lower(), detail
+    for form in secret_forms(TOKEN):
+        assert form not in proc.stdout and form not in proc.stderr, "the token leaked"
+    assert not proc.stdout.strip(), detail
     assert_nothing_published(moto_server, bucket, key)
 
 

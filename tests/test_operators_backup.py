@@ -27,6 +27,7 @@ import pytest
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.sdk.module_loading import import_string
+from ghvault.contract import archive_key, previous_month
 
 from operators.backup import (
     BackupFailed,
@@ -46,9 +47,7 @@ from operators.backup import (
 from operators.settings import (
     DeploymentSettings,
     SettingsError,
-    archive_key,
     load_settings,
-    previous_month,
     run_month,
 )
 from tests.conftest import OTHER_TOKEN, TOKEN
@@ -302,6 +301,28 @@ def test_mapping_over_github_owner_and_default_args_owner():
             .expand(github_owner=["hubber", "hubworks"])
         local = LocalBackupOperator.partial(task_id="local").expand(github_owner=["hubber"])
     assert mapped.owner == local.owner == "platform"  # Airflow's task owner is untouched
+
+
+@pytest.mark.parametrize("operator_class", [GithubBackupOperator, LocalBackupOperator,
+                                            GithubVerifyOperator, LocalVerifyOperator])
+def test_default_args_reach_every_constructor_argument(operator_class):
+    """Airflow fills from default_args only the arguments of the __init__s its operator
+    metaclass wraps: the shared ones (github_owner, settings, month, verify_with) too."""
+    from airflow.sdk import DAG
+
+    defaults = {"owner": "platform", "retries": 3, "github_owner": "hubber",
+                "settings": SETTINGS, "month": "2026-10", "kinds": ["git"],
+                "verify_with": "local"}
+    with DAG("d", schedule=None, default_args=defaults):
+        op = operator_class(task_id="t")
+    assert (op.owner, op.retries, op.github_owner, op.month, op.kinds) == (
+        "platform", 3, "hubber", "2026-10", ["git"])
+    assert op.settings == SETTINGS
+    if operator_class in (GithubVerifyOperator, LocalVerifyOperator):
+        assert op.verify_with == "local"
+        mapped = operator_class.partial(task_id="m", settings=SETTINGS, verify_with="ecs") \
+            .expand(github_owner=["hubber", "hubworks"])
+        assert mapped.partial_kwargs["verify_with"] == "ecs"
 
 
 # -- the ECS operator against moto's ECS -----------------------------------------------------

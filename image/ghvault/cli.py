@@ -10,11 +10,20 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
-from .collect import KINDS
+from .contract import (
+    EXIT_MEANINGS,
+    KINDS,
+    SIDECAR_SUFFIX,
+    Exit,
+    check_month,
+    check_owner,
+    summary_line,
+)
 from .errors import EXIT_CODES, ConfigError, GhvaultError
 
 log = logging.getLogger("ghvault")
@@ -61,10 +70,14 @@ class Scrubber(logging.Filter):
         return True
 
 
-def month_arg(value: str) -> str:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a month: use YYYY-MM")
-    return value
+def checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    """A contract check as an argparse type: its sentence becomes argparse's error (exit 2)."""
+    def argument(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,11 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="back up one owner into one archive",
                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--owner", required=True, help="user or organisation login")
+    run.add_argument("--owner", required=True, type=checked(check_owner),
+                     help="user or organisation login")
     run.add_argument("--dest", required=True,
                      help="s3://bucket/key.zip or file:///path/x.zip (the manifest goes beside "
-                          "it as <dest>.manifest.json)")
-    run.add_argument("--month", type=month_arg,
+                          f"it as <dest>{SIDECAR_SUFFIX})")
+    run.add_argument("--month", type=checked(check_month),
                      default=datetime.now(UTC).strftime("%Y-%m"),
                      help="the month this archive stands for (default: the current month)")
     run.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL",
@@ -106,14 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-ARCHIVE_EPILOG = """exit codes:
-  0  all is well
-  2  bad arguments
-  7  the archive is in Glacier and not restored yet: a restore was started; run the same
-     command again once it completes (the message says when), or add --wait
-  8  the archive is damaged or incomplete (one line per problem on stdout)
-  9  the archive cannot be read (missing, access denied, not a zip archive)
-  5  (restore) --to cannot be written or --push-to refused a push"""
+ARCHIVE_EPILOG = "exit codes:\n  0  all is well\n" + "".join(
+    f"  {int(code)}  {EXIT_MEANINGS[code]}\n"
+    for code in (Exit.CONFIG, Exit.NOT_READY, Exit.INVALID, Exit.UNREADABLE)
+) + f"  {int(Exit.DESTINATION)}  (restore) --to cannot be written or --push-to refused a push"
 
 
 def add_archive_commands(sub: Any) -> None:
@@ -148,7 +158,7 @@ def add_archive_commands(sub: Any) -> None:
     listing = sub.add_parser("list", help="the archives by owner and month, with gaps",
                              epilog=ARCHIVE_EPILOG, formatter_class=fmt)
     listing.add_argument("location", help="s3://bucket/prefix/ or a directory")
-    listing.add_argument("--owner", help="only this owner")
+    listing.add_argument("--owner", type=checked(check_owner), help="only this owner")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     listing.add_argument("-v", "--verbose", action="store_true")
 
@@ -176,7 +186,7 @@ def verify_command(args: argparse.Namespace, argv: list[str]) -> int:
     for line in report.problems:
         print(line)
     print(report.summary())
-    print(json.dumps(report.as_dict(), separators=(",", ":")), flush=True)
+    print(summary_line(report.as_dict()), flush=True)
     if not report.ok:
         raise ArchiveInvalid(f"{args.archive} failed verification with "
                              f"{len(report.problems)} problem(s), listed above: back the "
@@ -200,9 +210,8 @@ def restore_command(args: argparse.Namespace, argv: list[str]) -> int:
     summary = Restore(open_ready(args, argv), opts).run()
     for line in summary["problems"] + summary["push_failures"]:
         print(line)
-    print(json.dumps(summary | {"problems": len(summary["problems"]),
-                                "push_failures": len(summary["push_failures"])},
-                     separators=(",", ":"), sort_keys=True), flush=True)
+    print(summary_line(summary | {"problems": len(summary["problems"]),
+                                  "push_failures": len(summary["push_failures"])}), flush=True)
     if summary["problems"]:
         raise ArchiveInvalid(f"{len(summary['problems'])} damaged or missing entries of "
                              f"{args.archive} were left out of {args.to} (listed above): "
@@ -273,14 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         return ARCHIVE_COMMANDS[args.command](args, sys.argv[1:] if argv is None else argv)
     except GhvaultError as e:
         print(f"ghvault: error: {scrubber.scrub(str(e))}", file=sys.stderr)
-        return e.exit_code
+        return int(e.exit_code)
     except KeyboardInterrupt:
         print("ghvault: interrupted; nothing was published", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - the last resort: one line, no secrets
+    except Exception as e:  # noqa: BLE001 - the last resort: a bug
+        # The traceback once, through the scrubbing handler; then the one-line verdict.
+        log.error("internal error (a bug), traceback follows", exc_info=True)
         print(f"ghvault: internal error: {scrubber.scrub(f'{type(e).__name__}: {e}')}",
               file=sys.stderr)
-        return 1
+        return int(Exit.INTERNAL)
     return 2
 
 
@@ -306,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
                    git_concurrency=args.git_concurrency, state=args.state,
                    workdir=args.workdir, retries=args.retries)
     summary = Backup(opts).run()
-    print(json.dumps(summary, separators=(",", ":"), sort_keys=True), flush=True)
+    print(summary_line(summary), flush=True)
     return 0
 
 

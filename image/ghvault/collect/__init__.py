@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KINDS = ("git", "wiki", "lfs", "issues", "comments", "events", "pulls", "reviews",
-         "review_comments", "commit_comments", "labels", "milestones", "releases", "assets",
-         "hooks", "advisories", "gists", "account")
+from ..contract import KINDS as KINDS  # the kinds are part of the contract with Airflow
 
 
 @dataclass

@@ -12,6 +12,7 @@ payloads are kept as they came.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -23,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import github
 import requests
+import urllib3
 from github import Auth, Github, GithubException, GithubRetry
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -35,6 +36,11 @@ from .cache import HttpCache
 log = logging.getLogger("ghvault.github")
 LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 USER_AGENT = "ghvault (+https://github.com/ghvault)"
+# What a request that never got an answer raises once the retries are spent: requests'
+# errors (OSError subclasses, as are socket and TLS errors) and the urllib3 and http.client
+# errors that escape them. Anything else is a bug and must surface as one (exit 1).
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
 
 
 @dataclass
@@ -151,17 +157,17 @@ class GitHubClient:
         except GithubException as e:  # retries exhausted inside GithubRetry
             self.acct.record(kind, {}, e.status or 0)
             raise self._error(e.status, e.data, url) from None
-        except (OSError, github.GithubException, Exception) as e:  # noqa: BLE001
-            if isinstance(e, (AuthError, NotFound)):
-                raise
-            raise GitHubUnavailable(f"GitHub did not answer {self._path(url)} after retries "
-                                    f"({type(e).__name__}): check connectivity or try later"
-                                    ) from None
+        except TRANSPORT_ERRORS as e:
+            raise self._unanswered(url, e) from None
         self.acct.record(kind, resp_headers, status)
         return status, resp_headers, body
 
     def _path(self, url: str) -> str:
         return urlsplit(url).path
+
+    def _unanswered(self, url: str, error: BaseException) -> GitHubUnavailable:
+        return GitHubUnavailable(f"GitHub did not answer {self._path(url)} after retries "
+                                 f"({type(error).__name__}): check connectivity or try later")
 
     def _error(self, status: int | None, data: Any, url: str) -> Exception:
         message = data.get("message") if isinstance(data, dict) else str(data or "")
@@ -290,6 +296,8 @@ class GitHubClient:
         except GithubException as e:
             self.acct.record("graphql", {}, e.status or 0)
             raise self._error(e.status, e.data, self.requester.graphql_url) from None
+        except TRANSPORT_ERRORS as e:
+            raise self._unanswered(self.requester.graphql_url, e) from None
         self.acct.record("graphql", {}, 200)
         with self.acct.lock:
             self.acct.graphql_requests += 1
