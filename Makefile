@@ -48,7 +48,7 @@ sim: deps
 	$(PY) -m tests.github_sim --size $(SIM_SIZE) --port $(SIM_PORT) --tls --ready-file .sim-ready.json
 
 run: deps
-	$(PY) -m tests.embedded
+	$(PY) -m devtools.embedded
 
 bench: deps
 	$(PY) -m bench

@@ -44,7 +44,7 @@ def _lines(data: bytes) -> int:
 
 
 def peer_counts(out: Path, gone: frozenset[str] = frozenset()) -> dict[str, int]:
-    """Count python-github-backup's output directory, as tests/test_sim_peer.py does.
+    """Count python-github-backup's output directory, as tests/sim/test_sim_peer.py does.
 
     `gone`: repositories deleted on the server since an earlier run into the same directory
     (the peer keeps their files; they are not part of this month's ground truth).

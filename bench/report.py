@@ -168,7 +168,7 @@ def _measurements(rep: Report) -> list[str]:
                       ("charged to the rate limit", charged, count),
                       ("GraphQL requests", graphql, count)]), "",
         f"Floor (every list at 100 per page, GraphQL pages for reviews, one request per "
-        f"release asset; `floor_requests` in tests/test_engine_run.py): **{main.floor}**; "
+        f"release asset; `floor_requests` in devtools/floor.py): **{main.floor}**; "
         f"ghvault is at {ratio:.2f}× the floor.", "",
         "Coverage, month one (every run):", "", coverage(main.expected_one, m1), "",
         "## 2. Rate-limited requests, month two", "",

@@ -61,10 +61,10 @@ def describe(run: ToolRun) -> str:
 
 
 def world_facts(role: str, size: str, seed: int) -> tuple[int, str]:
-    """For the world the simulator serves: the request floor of tests/test_engine_run.py,
+    """For the world the simulator serves: the request floor (devtools.floor),
     and the latest `updated_at`/`pushed_at` among the owner's repositories."""
+    from devtools.floor import floor_requests
     from tests.github_sim.generate import load
-    from tests.test_engine_run import floor_requests
 
     world, _ = load(size, seed)
     stamps = [t for r in world.repos_of(world.owners[role])

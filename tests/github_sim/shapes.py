@@ -2,7 +2,7 @@
 
 Every renderer is a pure function of the World `w`, the `Urls` `u` of the request (so
 links follow the prefix the client used) and the model object; each names the schema in
-GitHub's OpenAPI description it produces (tests/test_sim_shapes.py validates them).
+GitHub's OpenAPI description it produces (tests/sim/test_sim_shapes.py validates them).
 Values the model does not record get deterministic defaults derived from it.
 
 This module is the import surface: account renderers live here, repository ones in

@@ -1,7 +1,7 @@
 """infra/ghvault.yaml: it lints clean, its IAM is least privilege, it deploys into moto's
 CloudFormation, its lifecycle rule satisfies the Glacier sensor, and the DAG runs end to end
 on the stack's outputs (the Variable set with the README's one-liner, the backup as a
-Fargate task of the stack's task definition played by tests.fargate)."""
+Fargate task of the stack's task definition played by devtools.fargate)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from urllib.parse import unquote_plus
 import jmespath
 import pytest
 
-from operators.lifecycle import DEFAULT_MIN_TRANSITION_SIZE, lifecycle_verdict
-from operators.settings import DeploymentSettings, load_settings
-from tests.embedded import (
+from devtools.embedded import (
     DAG_ID,
     Aws,
     RunRecord,
@@ -27,16 +25,18 @@ from tests.embedded import (
     migrate,
     read_notifications,
 )
-from tests.fargate import FargateEmulator
-from tests.stack import (
+from devtools.fargate import FargateEmulator
+from devtools.stack import (
     TEMPLATE,
     deploy,
     lifecycle_configuration,
     load_template,
     resolved_properties,
 )
+from operators.lifecycle import DEFAULT_MIN_TRANSITION_SIZE, lifecycle_verdict
+from operators.settings import DeploymentSettings, load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN_PARAMETER = "/ghvault/github-token"
 # The README's one-liner reads this output with this query (aws ... --output text).
 SETTINGS_QUERY = "Stacks[0].Outputs[?OutputKey=='AirflowSettings'].OutputValue"

@@ -5,7 +5,7 @@ subprocess with the settings Variable and the aws_default connection given throu
 environment, except where a run needs what the CLI cannot express (no logical date, a
 shorter sensor timeout, no retries): those call the same `DAG.test()` the CLI calls, from a
 small script (`DAG_TEST`). The ECS runner goes through the real GithubBackupOperator and
-the amazon provider; `tests.fargate.FargateEmulator` plays Fargate over moto: it runs the
+the amazon provider; `devtools.fargate.FargateEmulator` plays Fargate over moto: it runs the
 container command with the task definition's environment and its SSM secret, streams the
 output to CloudWatch Logs and records the real exit code on moto's task.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedded import (
+from devtools.embedded import (
     DAG_ID,
     LIFECYCLE_RULE,
     Aws,
@@ -42,7 +42,7 @@ from tests.embedded import (
     provision,
     read_notifications,
 )
-from tests.fargate import FargateEmulator
+from devtools.fargate import FargateEmulator
 
 pytestmark = pytest.mark.slow
 

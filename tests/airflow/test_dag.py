@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 SETTINGS = {"bucket": "archives", "prefix": "github", "runner": "local",
             "owners": ["octocat", "octo-org"]}

@@ -26,7 +26,7 @@ from tests.github_sim.model import (
     World,
 )
 
-SCHEMA = Path(__file__).resolve().parents[1] / "node_modules/@octokit/graphql-schema/schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "node_modules/@octokit/graphql-schema/schema.json"
 T0 = 1_600_000_000
 N_ITEMS = 175  # every 7th is an issue: 25 issues, 150 pull requests
 BUSY_PR, REVIEWED_PR = 3, 2  # 120 reviews; 3 reviews with comments

@@ -33,7 +33,7 @@ import pytest
 from tests.github_sim import gitserve, tls
 
 TOKEN = "ghp_gitserveTEST0123456789abcdef01234567"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 GITCONFIG = """\
 [user]
 \tname = Sim Tester

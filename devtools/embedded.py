@@ -4,7 +4,7 @@ What it does:
 
 1. starts moto's server (in this process) as AWS, stores the GitHub token as an SSM
    SecureString and deploys infra/ghvault.yaml into moto's CloudFormation, exactly the
-   resources users deploy (tests/stack.py completes what moto's CloudFormation skips): the
+   resources users deploy (devtools/stack.py completes what moto's CloudFormation skips): the
    archive bucket with its lifecycle rule (GLACIER after 1 day, expire after 365 days), the
    encrypted SNS topic (an SQS queue is subscribed so the messages can be shown), the ECS
    cluster and task definition, IAM, logs; the Variable is the stack's AirflowSettings
@@ -60,7 +60,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, unquote_plus
 
-from tests.fargate import FargateEmulator
+from devtools.fargate import FargateEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".run"
@@ -151,10 +151,10 @@ def provision(aws: Aws, bucket: str, token: str, *, lifecycle: bool = True,
 def provision_stack(aws: Aws, token: str, name: str = "ghvault",
                     parameters: dict[str, str] | None = None) -> dict:
     """What users deploy: the token as an SSM SecureString (README, "Deploy to AWS"), then
-    infra/ghvault.yaml as a stack in moto's CloudFormation (tests.stack), and an SQS queue
+    infra/ghvault.yaml as a stack in moto's CloudFormation (devtools.stack), and an SQS queue
     subscribed to the stack's topic so the messages can be shown.
     Returns {"stack", "topic_arn", "queue_url", "token_parameter"}."""
-    from tests.stack import deploy
+    from devtools.stack import deploy
 
     aws.client("ssm").put_parameter(Name=TOKEN_PARAMETER, Value=token, Type="SecureString",
                                     Overwrite=True)
@@ -417,7 +417,7 @@ def main() -> int:
               f"{log.relative_to(ROOT)})", flush=True)
         t1 = time.monotonic()
         # Tasks the run starts on the stack's ECS cluster (runner ecs, verify_ecs) are run by
-        # tests.fargate with the stack's task definition, as Fargate would run them.
+        # devtools.fargate with the stack's task definition, as Fargate would run them.
         with FargateEmulator(aws.endpoint, region=aws.region):
             result = airflow(env, "dags", "test", DAG_ID, logical, log=log, check=False)
         print(f"dags test finished in {time.monotonic() - t1:.0f}s (exit {result.returncode})")

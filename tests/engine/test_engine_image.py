@@ -28,7 +28,7 @@ from ghvault import __version__
 from ghvault.errors import EXIT_CODES
 from packaging.requirements import Requirement
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "image"
 DOCKERFILE = IMAGE / "Dockerfile"
 BASE_IMAGE = re.compile(r"^python:3\.11\.\d+-slim-bookworm$")

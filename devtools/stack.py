@@ -9,7 +9,7 @@ memory but not its network mode, compatibilities, CPU, roles or ephemeral storag
 cluster drops its capacity providers; a VPC drops its DNS attributes; a repository drops
 its scan-on-push setting and lifecycle policy. moto's S3 also drops a lifecycle rule's
 object size filters and always reports TransitionDefaultMinimumObjectSize
-all_storage_classes_128K (tests/test_infra.py checks the template's rule against the
+all_storage_classes_128K (tests/airflow/test_infra.py checks the template's rule against the
 Glacier sensor directly for that reason).
 
 `complete_in_moto` plays CloudFormation's part for exactly those: it reads each resource's
@@ -18,7 +18,7 @@ properties from the stack's template, resolved by moto's own resolver against th
 (the same calls CloudFormation's resource handlers make) or, for the task definition,
 onto moto's object. Nothing here invents a value the template does not hold, so the
 sensors and the Fargate harness see the resources the template describes. It needs moto
-in this process (`ThreadedMotoServer`), as `tests.fargate` does.
+in this process (`ThreadedMotoServer`), as `devtools.fargate` does.
 
     stack = deploy(aws, "ghvault", {"GithubTokenParameterName": "/ghvault/github-token"})
     stack.outputs["AirflowSettings"]   # the Variable ghvault_settings
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
 
-    parser = argparse.ArgumentParser(prog="python -m tests.stack", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.stack", description=main.__doc__)
     parser.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL",
                                                              "http://127.0.0.1:5000"))
     parser.add_argument("--stack", default="ghvault")
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a settings key in the written Variable (repeatable)")
     args = parser.parse_args(argv)
 
-    from tests.embedded import Aws
+    from devtools.embedded import Aws
 
     aws = Aws(args.endpoint)
     parameters = dict(p.split("=", 1) for p in args.parameter)

@@ -88,7 +88,7 @@ def test_command_line_writes_the_ready_file(tmp_path):
          "0", "--tls", "--token", "ghp_cliTOKEN00000000000000000000000000000",
          "--latency-ms", "1", "--faults", "502:0", "--rate-limit", "100",
          "--ready-file", str(ready)],
-        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for _ in range(300):
             if ready.exists() or proc.poll() is not None:
@@ -121,7 +121,7 @@ def test_command_line_writes_the_ready_file(tmp_path):
 def test_bad_fault_spec_is_one_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tests.github_sim", "--faults", "teapot:0.5",
                            "--ready-file", str(tmp_path / "r.json")],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
                           env={**os.environ})
     assert proc.returncode == 2
     assert "unknown fault 'teapot'" in proc.stderr

@@ -11,62 +11,16 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests
 
+from devtools.floor import floor_requests
 from tests.conftest import TOKEN, start_sim
+from tests.engine.helpers import run_ghvault
 from tests.github_sim.gitrepos import ref_map
-
-GHVAULT = str(Path(sys.executable).with_name("ghvault"))
-
-
-def run_ghvault(sim, moto, *args: str, token: str = TOKEN, extra_env: dict | None = None,
-                timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, **sim.client_env(), **moto.env(), "GITHUB_TOKEN": token,
-           **(extra_env or {})}
-    env.pop("AWS_CA_BUNDLE", None)
-    return subprocess.run([GHVAULT, "run", "--api-url", sim.api, *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def floor_requests(world, role: str) -> int:
-    """The fewest requests a complete backup of the owner can make: every list at 100 per
-    page (an empty list still costs its one request), GraphQL pages for reviews, one
-    download per release asset, and the single resources needed to find the owner."""
-    def pages(n: int) -> int:
-        return max(1, math.ceil(n / 100))
-
-    login = world.owners[role]
-    acct = world.accounts[login]
-    repos = world.repos_of(login)
-    total = pages(len(repos))
-    if role == "user":
-        total += 1  # GET /user tells the token's owner
-        total += pages(len(world.gists_of(login)))
-        total += sum(pages(n) for n in (len(acct.followers), len(acct.following),
-                                        len(acct.starred), len(acct.watching)))
-    else:
-        total += 3  # /user, /users/{org} (what is it?), /orgs/{org} (its full profile)
-        total += pages(len(acct.members)) + pages(len(acct.teams)) + 2 * len(acct.teams)
-    for r in repos:
-        pulls = r.pulls
-        total += pages(len(r.issues))  # issues, pulls included
-        total += pages(sum(len(i.comments) for i in r.issues))
-        total += pages(sum(len(i.events) for i in r.issues))
-        total += pages(len(pulls))
-        total += pages(sum(len(p.pull.review_comments) for p in pulls))
-        total += pages(len(r.commit_comments))
-        total += 4  # labels, milestones, hooks, releases (each fits a page)
-        total += 0 if r.private else 1  # security advisories (public repositories)
-        total += math.ceil(len(pulls) / 100)  # GraphQL: reviews of 100 pulls per query
-        total += sum(len(rel.assets) for rel in r.releases)
-    return total
 
 
 def read_archive(moto, bucket: str, key: str) -> tuple[zipfile.ZipFile, dict, bytes]:

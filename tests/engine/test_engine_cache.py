@@ -20,7 +20,7 @@ import requests
 from ghvault.github.cache import FORMAT, HttpCache, StateStore
 
 from tests.conftest import start_sim
-from tests.test_engine_run import run_ghvault
+from tests.engine.helpers import run_ghvault
 
 
 def entry(n: int) -> dict:

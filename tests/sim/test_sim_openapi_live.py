@@ -93,6 +93,6 @@ def test_spec_version_is_the_pinned_one():
     import json
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     pkg = json.loads((root / "node_modules/@octokit/openapi/package.json").read_text())
     assert pkg["version"] == SPEC_VERSION
