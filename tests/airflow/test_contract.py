@@ -25,7 +25,7 @@ from ghvault import cli, contract, errors
 from ghvault.collect import KINDS as ENGINE_KINDS
 from ghvault.contract import EXIT_MEANINGS, KINDS, RETRYABLE_EXITS, Exit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GHVAULT = str(Path(sys.executable).with_name("ghvault"))
 
 
