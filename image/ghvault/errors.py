@@ -12,10 +12,15 @@ class GhvaultError(Exception):
 
 
 class ConfigError(GhvaultError):
+    """An argument, setting or location the engine cannot use; raised before any GitHub or
+    S3 work where it can be told then."""
+
     exit_code = Exit.CONFIG
 
 
 class AuthError(GhvaultError):
+    """GitHub or a git origin refused the credentials."""
+
     exit_code = Exit.AUTH
 
 
@@ -24,6 +29,9 @@ class OwnerNotFound(GhvaultError):
 
 
 class DestinationError(GhvaultError):
+    """The archive, its sidecar or the state could not be written (S3, disk); nothing was
+    published under the final key."""
+
     exit_code = Exit.DESTINATION
 
 
@@ -32,11 +40,13 @@ class GitHubUnavailable(GhvaultError):
 
 
 class ArchiveNotReady(GhvaultError):
+    """The archive is in a cold storage class: a restore was requested."""
+
     exit_code = Exit.NOT_READY
 
 
 class ArchiveInvalid(GhvaultError):
-    exit_code = Exit.INVALID
+    exit_code = Exit.INVALID  # verify and restore list each problem on its own line
 
 
 class ArchiveUnreadable(GhvaultError):
