@@ -255,6 +255,24 @@ def test_keys_the_engine_lists_are_exactly_the_contract_layout():
         contract.archive_key("github", "a/b", "2026-10")
 
 
+def test_ghvault_list_finds_exactly_the_archives_the_contract_names(tmp_path):
+    from ghvault.catalog import catalog
+
+    # the operators build keys with contract.archive_key (see the plan test above)
+    made = {contract.archive_key("github", owner, month): (owner, month)
+            for owner in ("octocat", "octo-org") for month in ("2026-09", "2026-11")}
+    for key in [*made, *(contract.sidecar_key(k) for k in made),
+                "github/octocat/2026/10/other-2026-10.zip", "state/octocat/x.zip"]:
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(b"PK")
+    listed = catalog(str(tmp_path))
+    assert {(a["owner"], a["month"]) for a in listed["archives"]} == set(made.values())
+    assert all(a["manifest"] for a in listed["archives"])
+    # the month between two archives of an owner is a gap, for each owner
+    assert {(g["owner"], g["month"]) for g in listed["gaps"]} == \
+        {("octocat", "2026-10"), ("octo-org", "2026-10")}
+
+
 # -- the summary line ----------------------------------------------------------------------
 
 def test_both_runners_read_the_summary_line_the_engine_writes():
