@@ -25,6 +25,7 @@ from GITHUB_TOKEN only and reaches git through its environment, as in backups (s
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -32,12 +33,14 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .contract import check_owner
 from .errors import ArchiveInvalid, ConfigError, DestinationError
 from .git import Git, GitError, _cause
 from .layout import (
@@ -47,11 +50,11 @@ from .layout import (
     LayoutError,
     ManifestError,
     classify,
-    read_manifest,
     shown,
     stream_entry,
 )
 from .source import ArchiveSource, local_git
+from .verify import is_symlink, manifest_doc, open_archive, sound_entries
 
 log = logging.getLogger("ghvault")
 
@@ -79,11 +82,50 @@ def check_template(template: str) -> str:
         raise ConfigError(f"--push-to {template!r} has no {{repo}}: use a template such as "
                           "https://github.com/NEWORG/{repo}.git")
     parts = urlsplit(template.replace("{repo}", "r").replace("{owner}", "o"))
+    shown = re.sub(r"//[^/@]*@", "//", template)  # never echo credentials
     if parts.scheme not in ("https", "http") or not parts.hostname or "@" in parts.netloc:
-        shown = re.sub(r"//[^/@]*@", "//", template)  # never echo credentials
         raise ConfigError(f"--push-to {shown!r} must be an http(s) URL without "
                           "credentials: the token comes from GITHUB_TOKEN")
+    if "{" in urlsplit(template).netloc:
+        raise ConfigError(f"--push-to {shown!r} puts {{repo}} or {{owner}} in the host: "
+                          "name the host literally (the archive must not choose where the "
+                          "push goes)")
     return template
+
+
+def push_url(template: str, repo: str, owner: str) -> str:
+    """The template filled in for one repository. `repo` is a name the layout allows and
+    `owner` a GitHub login (checked by the caller), so neither can add a path component,
+    a query or another host: the URL's origin is the template's."""
+    url = template.replace("{repo}", repo).replace("{owner}", owner)
+    here, there = urlsplit(url), urlsplit(template)
+    if (here.scheme, here.netloc) != (there.scheme, there.netloc) or here.query or \
+            here.fragment or "/../" in f"{here.path}/" or "/./" in f"{here.path}/":
+        raise GitError(f"the URL for {repo!r} would leave {there.scheme}://{there.netloc}")
+    return url
+
+
+class PushGit(Git):
+    """Git for `restore --push-to`: as for backups (no system, global or HOME config, the
+    token only as a header for the push origin), plus only the push URL's protocol
+    (GIT_ALLOW_PROTOCOL) and the LFS endpoint pinned to the push URL's, so that a
+    `.lfsconfig` committed in a restored repository cannot send objects elsewhere."""
+
+    def __init__(self, url: str, token: str | None, workdir: Path, timeout: float) -> None:
+        parts = urlsplit(url)
+        super().__init__(f"{parts.scheme}://{parts.netloc}", token, workdir, timeout)
+        self.scheme = parts.scheme
+        self.lfs_url = (url if url.endswith(".git") else f"{url}.git") + "/info/lfs"
+
+    def env(self, lfs: bool = False) -> dict[str, str]:
+        env = super().env(lfs)
+        env["GIT_ALLOW_PROTOCOL"] = self.scheme
+        extra = [("lfs.url", self.lfs_url), ("lfs.pushurl", self.lfs_url)]
+        count = int(env.get("GIT_CONFIG_COUNT", "0"))
+        for i, (key, value) in enumerate(extra, count):
+            env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+        env["GIT_CONFIG_COUNT"] = str(count + len(extra))
+        return env
 
 
 class Restore:
@@ -102,14 +144,17 @@ class Restore:
     def run(self) -> dict[str, Any]:
         if self.to.exists() and (not self.to.is_dir() or any(self.to.iterdir())):
             raise ConfigError(f"--to {self.to} is not an empty directory: choose a new one")
-        zf, raw = self.source.open_zip()
+        zf, raw = open_archive(self.source)
         try:
             try:
-                manifest = read_manifest(zf)
+                manifest, malformed = sound_entries(manifest_doc(zf))
             except ManifestError as e:
                 raise ArchiveInvalid(f"{MANIFEST_NAME} of {self.source.url} {e}: run "
                                      f"`ghvault verify {self.source.url}`") from None
-            self.owner = str(manifest.doc.get("owner") or "")
+            for name, text in malformed:  # their entries are then not in the manifest
+                self.outcome.problems.append(f"{shown(name)}: {text}" if name else text)
+            owner = manifest.doc.get("owner")
+            self.owner = owner if isinstance(owner, str) else ""
             listed = manifest.entries
             if self.keep is not None and not any(map(self.wanted, listed)):
                 raise ConfigError(f"--repos {self.opts.repos!r} matches no repository in "
@@ -123,7 +168,7 @@ class Restore:
                 infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
                 seen: set[str] = set()
                 for info in infos:
-                    entry = self.allowed(info.filename, listed, seen)
+                    entry = self.allowed(info, listed, seen)
                     if entry is not None and self.wanted(entry.name):
                         self.entry(zf, info, entry, listed[entry.name], scratch)
                 for name in sorted(set(listed) - {i.filename for i in infos}):
@@ -142,9 +187,11 @@ class Restore:
     def problem(self, name: str, text: str) -> None:
         self.outcome.problems.append(f"{shown(name)}: {text}")
 
-    def allowed(self, name: str, listed: dict[str, Expected], seen: set[str]) -> Entry | None:
-        """The entry, when the layout allows its name and the manifest lists it once; None
-        (reported, unless it is the manifest itself) otherwise."""
+    def allowed(self, info: zipfile.ZipInfo, listed: dict[str, Expected],
+                seen: set[str]) -> Entry | None:
+        """The entry, when the layout allows its name and mode and the manifest lists it
+        once; None (reported, unless it is the manifest itself) otherwise."""
+        name = info.filename
         try:
             entry = classify(name)
         except LayoutError as e:
@@ -156,6 +203,10 @@ class Restore:
         seen.add(name)
         if entry.role == "manifest":
             return None  # written above, from what was read
+        if is_symlink(info):
+            self.problem(name, "is stored as a symbolic link, which the archive layout does "
+                               "not allow; left out")
+            return None
         if name not in listed:
             self.problem(name, "is in the archive but not in the manifest; left out")
             return None
@@ -200,28 +251,64 @@ class Restore:
 
     def extract(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Entry,
                 expected: Expected, target: Path) -> bool:
-        """Copy an entry to `target`, checking its size and SHA-256 (and LFS oid); a
-        damaged entry is reported and not kept."""
-        if not target.resolve().is_relative_to(self.to.resolve()):
+        """Copy an entry to `target` through a temporary name beside it, checking its size
+        (reading at most the manifest's size + 1 bytes) and SHA-256 (and LFS oid), then
+        rename it; a damaged entry is reported and nothing of it is kept. The target and
+        its directory must lie under --to once symbolic links are resolved."""
+        if not self.inside(target):
             self.problem(entry.name, f"would be written outside {self.to}; left out")
             return False
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as out:
-                streamed = stream_entry(zf, info, expected, out.write, oid=entry.oid)
         except OSError as e:
-            raise DestinationError(f"cannot write {target} ({e.strerror or e}): free space "
-                                   "or choose another --to") from None
+            return self.write_failed(entry, target, e)
+        if not self.inside(target) or os.path.lexists(target):
+            what = "would be written outside" if not self.inside(target) else "clashes with"
+            self.problem(entry.name, f"{what} {target} already in {self.to}; left out")
+            return False
+        tmp = target.parent / f".ghvault-{uuid.uuid4().hex[:16]}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as out:
+                streamed = stream_entry(zf, info, expected, out.write, oid=entry.oid)
+            if not streamed.problems:
+                os.rename(tmp, target)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            return self.write_failed(entry, target, e)
         if streamed.problems:
-            target.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             self.problem(entry.name, f"{streamed.problems[0]}; left out")
             return False
         return True
 
+    def inside(self, target: Path) -> bool:
+        """Whether `target` lies under --to, symbolic links resolved."""
+        return target.resolve().is_relative_to(self.to.resolve())
+
+    def write_failed(self, entry: Entry, target: Path, e: OSError) -> bool:
+        """A write that failed: a file/directory clash is the archive's problem (reported,
+        False); a full disk, a name too long or a read-only --to end the restore."""
+        if e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            self.problem(entry.name, f"clashes with a file or directory already in "
+                                     f"{self.to} ({e.strerror}); left out")
+            return False
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DestinationError(f"no space left on the device holding {target} while "
+                                   "restoring: free space there or choose another --to") from None
+        if e.errno == errno.ENAMETOOLONG:
+            raise DestinationError(f"cannot write {target}: the path is too long for the "
+                                   "filesystem: choose a shorter --to") from None
+        raise DestinationError(f"cannot write {target} ({e.strerror or e}): check that --to "
+                               "is writable or choose another") from None
+
     # mirrors ---------------------------------------------------------------------------
 
     def init_bare(self, target: Path) -> None:
-        result = local_git(["init", "--bare", "--quiet", str(target)], self.to)
+        if not self.inside(target):
+            raise ArchiveInvalid(f"the repository {target} would lie outside {self.to}: "
+                                 "restore into a directory without symbolic links")
+        result = local_git(["init", "--bare", "--quiet", "--template=", str(target)], self.to)
         if result.returncode:
             raise DestinationError(f"cannot create the repository {target} "
                                    f"({_cause(result.stderr)}): check --to")
@@ -263,13 +350,19 @@ class Restore:
     def push_all(self, scratch: Path) -> None:
         template = self.opts.push_to or ""
         token = os.environ.get("GITHUB_TOKEN") or None
+        if "{owner}" in template:
+            try:
+                check_owner(self.owner)
+            except ValueError:
+                self.problem(MANIFEST_NAME, f"the owner {self.owner!r} is not a GitHub login, "
+                                            "so --push-to's {owner} cannot be filled in; "
+                                            "nothing was pushed")
+                return
         for repo, mirror in sorted(self.mirrors.items()):
             url = template.replace("{repo}", repo).replace("{owner}", self.owner)
-            parts = urlsplit(url)
-            git = Git(f"{parts.scheme}://{parts.netloc}", token, scratch,
-                      self.opts.git_timeout)
             try:
-                self.push(git, mirror, url)
+                url = push_url(template, repo, self.owner)
+                self.push(PushGit(url, token, scratch, self.opts.git_timeout), mirror, url)
             except GitError as e:
                 self.outcome.push_failures.append(f"push of {repo} to {url} failed: {e}")
                 continue
