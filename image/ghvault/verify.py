@@ -265,10 +265,24 @@ def open_archive(source: ArchiveSource, hashing: bool = False) -> tuple[zipfile.
                                 "truncated or not a ghvault archive") from None
 
 
+# Far more than any manifest (about 150 bytes an entry): what a larger one claims to unpack
+# to is not read into memory.
+MAX_MANIFEST_BYTES = 256 << 20
+
+
 def manifest_doc(zf: zipfile.ZipFile) -> Any:
     """MANIFEST.json's document, unvalidated; ManifestError when it cannot be read as JSON."""
     try:
+        size = zf.getinfo(MANIFEST_NAME).file_size
+    except KeyError:
+        size = 0  # read_manifest says it is missing
+    if size > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"claims {size} bytes, more than the {MAX_MANIFEST_BYTES} any "
+                            "ghvault manifest needs: it is not one")
+    try:
         return read_manifest(zf).doc
+    except ENTRY_READ_ERRORS as e:  # encrypted, or an unknown compression method
+        raise ManifestError(f"cannot be read ({e})") from None
     except ManifestError as e:
         try:  # readable JSON whose entries are not all sound: judged entry by entry
             return json.loads(zf.read(MANIFEST_NAME))

@@ -474,6 +474,7 @@ def test_a_300_character_asset_name_backs_up_verifies_and_restores(fresh_sim, tm
 
 # --- cases 3 and 8: a fuzz run never ends in an internal error ------------------------------
 
+CASES = 300
 JUNK = [None, True, -1, 0, 1.5, 2 ** 70, "", "x", [], {}, [1], {"a": 1}, "../../x", "\x00",
         "é" * 300]
 
@@ -540,6 +541,11 @@ def fuzz_case(path: Path, doc: dict, entries: list[tuple[str, bytes]],
     if rng.random() < 0.2:
         sidecar = {**sidecar, "archive": rng.choice(JUNK)}
     Path(f"{path}.manifest.json").write_text(json.dumps(sidecar))
+    if rng.random() < 0.3:  # and a few bytes of the zip itself flipped (headers included)
+        body = bytearray(body)
+        for _ in range(rng.randint(1, 4)):
+            body[rng.randrange(len(body))] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(body))
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
@@ -551,7 +557,7 @@ def test_fuzzed_manifests_and_names_end_in_0_8_or_9_never_an_internal_error(tmp_
         entries = [(i.filename, zf.read(i)) for i in zf.infolist()
                    if i.filename != MANIFEST_NAME]
     outcomes = {0: 0, 8: 0, 9: 0}
-    for n in range(150):
+    for n in range(CASES):
         case = tmp_path / f"case{n}" / "hubber-2026-10.zip"
         case.parent.mkdir()
         fuzz_case(case, *mutate(rng, doc, entries), rng)
@@ -572,5 +578,5 @@ def test_fuzzed_manifests_and_names_end_in_0_8_or_9_never_an_internal_error(tmp_
             assert beside <= {case, Path(f"{case}.manifest.json"), to}, (n, beside)
             assert not leftovers(to)
     assert {p.name for p in tmp_path.iterdir()} == {"work", "git"} | {
-        f"case{n}" for n in range(150)}  # nothing escaped --to
+        f"case{n}" for n in range(CASES)}  # nothing escaped --to
     assert outcomes[8] > 100, outcomes  # the mutations mostly break something
