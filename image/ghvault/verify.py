@@ -209,7 +209,7 @@ def compare_counts(manifest: dict[str, Any], found: Counter, report: Report) -> 
     if not isinstance(recorded, dict):
         report.problem(None, "the manifest's counts are not an object "
                              f"({shown(repr(recorded))[:80]})")
-        recorded = {}
+        return
     skipped_items = manifest.get("skipped") or []
     skipped = " ".join(str(s.get("item", "")) for s in skipped_items if isinstance(s, dict)) \
         if isinstance(skipped_items, list) else ""
