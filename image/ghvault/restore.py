@@ -12,15 +12,32 @@ Layout of DIR:
 
 Entries are read in the order they are stored, each checked against the manifest's size
 and SHA-256 as it is written (a damaged entry is reported and left out). An entry whose name
-the archive layout does not allow (see layout.py), or that the manifest does not list, is
-reported and never written: nothing lands outside DIR. Bundles go to a scratch file beside
-DIR and are fetched into a fresh bare repository (`git fetch` runs index-pack, which checks
-every object).
+the archive layout does not allow (see layout.py), that is stored as a symbolic link, or
+that the manifest does not list (or lists in a malformed record), is reported and never
+written. The archive is hostile until proven otherwise:
+
+- every path written is built from a name `classify` accepts and checked to lie under DIR
+  with symbolic links resolved; nothing from the archive is written inside a mirror's git
+  directory except LFS objects, at `lfs/objects/aa/bb/<oid>` with content hashing to <oid>;
+- each entry goes to a temporary name beside its target (O_EXCL, O_NOFOLLOW), reading at
+  most the manifest's size + 1 bytes, and is renamed only once its size and SHA-256 match;
+  a damaged entry, a full disk or an interruption leaves no file behind;
+- mirrors are made by git from bundles only: a scratch copy of the bundle under DIR is
+  fetched into a fresh bare repository made without templates (`git fetch` runs
+  index-pack, which checks every object); those git children ignore system, global and
+  HOME config and may use only the `file` protocol (source.local_git);
+- a file/directory clash or a symbolic-link entry is one problem line (exit 8); a full
+  disk, an over-long path or an unwritable DIR one sentence naming the path (exit 5).
 
 With --push-to URL_TEMPLATE, every restored repository (not wikis or gists) is pushed to
 the URL with `{repo}` (and `{owner}`) filled in: LFS objects first (`git lfs push`), then
 `refs/heads/*` and `refs/tags/*` (never refs/pull/*, which GitHub refuses). The token comes
 from GITHUB_TOKEN only and reaches git through its environment, as in backups (see git.py).
+Nothing from the archive chooses where the push goes or what it sends: the template's host
+is literal, `{repo}` is a name the layout allows and `{owner}` must be a GitHub login; the
+push's git children have no system, global or HOME config, may use only the template's
+protocol, and have the LFS endpoint pinned to the push URL's (a `.lfsconfig` committed in
+the repository cannot move it).
 """
 
 from __future__ import annotations
@@ -160,11 +177,17 @@ class Restore:
                 raise ConfigError(f"--repos {self.opts.repos!r} matches no repository in "
                                   f"{self.source.url}: check the regex against the names "
                                   "under repos/ in the archive")
-            self.to.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix=".ghvault-restore-", dir=self.to))
             try:
-                (self.to / MANIFEST_NAME).write_text(json.dumps(manifest.doc, indent=1,
-                                                                sort_keys=True) + "\n")
+                self.to.mkdir(parents=True, exist_ok=True)
+                scratch = Path(tempfile.mkdtemp(prefix=".ghvault-restore-", dir=self.to))
+            except OSError as e:
+                raise self.write_error(self.to, e) from None
+            try:
+                try:
+                    (self.to / MANIFEST_NAME).write_text(json.dumps(manifest.doc, indent=1,
+                                                                    sort_keys=True) + "\n")
+                except OSError as e:
+                    raise self.write_error(self.to / MANIFEST_NAME, e) from None
                 infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
                 seen: set[str] = set()
                 for info in infos:
@@ -262,22 +285,24 @@ class Restore:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             return self.write_failed(entry, target, e)
-        if not self.inside(target) or os.path.lexists(target):
-            what = "would be written outside" if not self.inside(target) else "clashes with"
-            self.problem(entry.name, f"{what} {target} already in {self.to}; left out")
+        if not self.inside(target):
+            self.problem(entry.name, f"would be written outside {self.to}; left out")
+            return False
+        if os.path.lexists(target):
+            self.problem(entry.name, f"clashes with {target}, already in {self.to}; left out")
             return False
         tmp = target.parent / f".ghvault-{uuid.uuid4().hex[:16]}.part"
-        try:
+        try:  # the temporary file goes whatever happens: renamed, or removed
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as out:
                 streamed = stream_entry(zf, info, expected, out.write, oid=entry.oid)
             if not streamed.problems:
                 os.rename(tmp, target)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             return self.write_failed(entry, target, e)
-        if streamed.problems:
+        finally:
             tmp.unlink(missing_ok=True)
+        if streamed.problems:
             self.problem(entry.name, f"{streamed.problems[0]}; left out")
             return False
         return True
@@ -293,14 +318,20 @@ class Restore:
             self.problem(entry.name, f"clashes with a file or directory already in "
                                      f"{self.to} ({e.strerror}); left out")
             return False
+        raise self.write_error(target, e) from None
+
+    @staticmethod
+    def write_error(target: Path, e: OSError) -> DestinationError:
+        """The one sentence for a write under --to that failed for want of room, name
+        length or permission."""
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DestinationError(f"no space left on the device holding {target} while "
-                                   "restoring: free space there or choose another --to") from None
+            return DestinationError(f"no space left on the device holding {target} while "
+                                    "restoring: free space there or choose another --to")
         if e.errno == errno.ENAMETOOLONG:
-            raise DestinationError(f"cannot write {target}: the path is too long for the "
-                                   "filesystem: choose a shorter --to") from None
-        raise DestinationError(f"cannot write {target} ({e.strerror or e}): check that --to "
-                               "is writable or choose another") from None
+            return DestinationError(f"cannot write {target}: the path is too long for the "
+                                    "filesystem: choose a shorter --to")
+        return DestinationError(f"cannot write {target} ({e.strerror or e}): check that --to "
+                                "is writable or choose another")
 
     # mirrors ---------------------------------------------------------------------------
 
@@ -341,6 +372,8 @@ class Restore:
                 branch = json.loads(meta.read_text()).get("default_branch")
             except (OSError, ValueError, AttributeError):
                 continue
+            if not isinstance(branch, str) or "\0" in branch or branch.startswith("-"):
+                continue  # not a branch name git could hold
             if branch and local_git(["rev-parse", "--verify", "--quiet",
                                      f"refs/heads/{branch}"], mirror).returncode == 0:
                 local_git(["symbolic-ref", "HEAD", f"refs/heads/{branch}"], mirror)

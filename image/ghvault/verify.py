@@ -4,7 +4,12 @@ Checks, in one pass over the archive (entries in the order they are stored):
 - every entry's name is one the archive layout allows (see layout.py): anything else (a
   path escaping the directory, an unknown file, `repos/x.git/config`) is a problem even
   when the manifest lists it;
-- every manifest entry is there, with the recorded size and SHA-256, and nothing else is;
+- no entry is stored as a symbolic link;
+- every manifest record is a path with a size and a SHA-256, and no path is listed twice
+  (each malformed record is one problem; the sound ones are still checked);
+- every manifest entry is there, with the recorded size and SHA-256, and nothing else is
+  (an entry the manifest does not list is named and not read: nothing bounds it); reading
+  stops at the manifest's size + 1 bytes, whatever the zip headers claim;
 - every bundle is a bundle whose pack's trailing SHA-1 matches its content, and which
   `git bundle verify` accepts inside a scratch repository;
 - every JSON and JSONL entry parses; LFS objects hash to their own oid;
