@@ -185,6 +185,40 @@ def test_a_failed_write_names_the_path_and_leaves_nothing_half_written(tmp_path,
     assert not path.exists() and not leftovers(to)  # no unverified file, no temporary one
 
 
+def test_an_interrupted_entry_leaves_no_temporary_file(tmp_path, monkeypatch) -> None:
+    archive = good_archive(tmp_path)
+    to = tmp_path / "to"
+    import ghvault.restore as restore_module
+
+    real = restore_module.stream_entry
+
+    def interrupted(zf, info, expected, feed, oid=None):
+        def stop(data: bytes) -> None:
+            feed(data[:3])
+            raise KeyboardInterrupt
+        return real(zf, info, expected, stop, oid=oid)
+
+    monkeypatch.setattr(restore_module, "stream_entry", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Restore(open_source(str(archive)), RestoreOptions(to=to)).run()
+    assert not leftovers(to) and not (to / "repos" / "toolbox" / "repo.json").exists()
+
+
+@pytest.mark.parametrize("branch", ["a\u0000b", "--upload-pack=touch pwned", 7, None])
+def test_a_default_branch_git_cannot_hold_is_ignored(tmp_path, branch) -> None:
+    meta = json.dumps({"name": "toolbox", "default_branch": branch}).encode() + b"\n"
+    archive = tmp_path / "work" / "hubber-2026-10.zip"
+    archive.parent.mkdir()
+    write_archive(archive, [("repos/toolbox/repo.json", meta), base_entries(tmp_path)[1]],
+                  {**DOC, "counts": {"repos": 1, "git_bundles": 1}})
+    to = tmp_path / "to"
+    proc = ghvault("restore", str(archive), "--to", str(to))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    head = (to / "repos" / "toolbox.git" / "HEAD").read_text()
+    assert head == "ref: refs/heads/main\n"  # from the bundle
+    assert not (tmp_path / "pwned").exists() and not (to / "pwned").exists()
+
+
 def test_a_file_directory_clash_is_one_problem_not_an_internal_error(tmp_path) -> None:
     archive = good_archive(tmp_path)
     to = tmp_path / "to"
