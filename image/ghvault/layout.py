@@ -178,7 +178,35 @@ def segment(text: str) -> str:
     `__`, control characters `_`, and an empty, `.` or `..` name `_`."""
     cleaned = text.replace("/", "__").replace("\\", "__")
     cleaned = "".join("_" if _control(c) else c for c in cleaned)
-    return "_" if cleaned in ("", ".", "..") else cleaned
+    return fit_segment("_" if cleaned in ("", ".", "..") else cleaned)
+
+
+# -- over-long names ------------------------------------------------------------------------
+# Filesystems allow 255 bytes per path component (ext4, XFS, APFS, NTFS in UTF-16 units).
+# Free text (a tag, an asset's or a team's name) can be longer: the writer shortens such a
+# segment to a prefix, `~`, 16 hex digits of the SHA-256 of the whole segment and its
+# extension, so that restore can always write it (the original name stays in the JSON);
+# `classify` refuses any longer component, so verify reports it and restore leaves it out.
+MAX_SEGMENT_BYTES = 255
+_HASH_HEX = 16
+
+
+def fit_segment(text: str) -> str:
+    """`text` when it fits in MAX_SEGMENT_BYTES (UTF-8), else its shortened form:
+    `<prefix>~<16 hex of its SHA-256><extension>` in at most MAX_SEGMENT_BYTES."""
+    if len(text.encode()) <= MAX_SEGMENT_BYTES:
+        return text
+    stem, dot, ext = text.rpartition(".")
+    ext = f".{ext}" if dot and stem and 0 < len(ext.encode()) <= 16 else ""
+    tag = f"~{hashlib.sha256(text.encode()).hexdigest()[:_HASH_HEX]}{ext}"
+    room = MAX_SEGMENT_BYTES - len(tag.encode())
+    prefix = text[:len(text) - len(ext)] if ext else text
+    return prefix.encode()[:room].decode("utf-8", "ignore") + tag
+
+
+def _long_component(name: str) -> str | None:
+    """The first component of `name` longer than MAX_SEGMENT_BYTES, if any."""
+    return next((p for p in name.split("/") if len(p.encode()) > MAX_SEGMENT_BYTES), None)
 
 
 def repo_name_problem(name: str) -> str | None:
@@ -237,6 +265,10 @@ def classify(name: str) -> Entry:
     """What the entry `name` is; LayoutError (saying why) for any name the layout does not
     allow."""
     check_entry_name(name)
+    if (long := _long_component(name)) is not None:
+        raise LayoutError(f"component {shown(long[:40])}... has {len(long.encode())} bytes, "
+                          f"more than the {MAX_SEGMENT_BYTES} a file name may have (the "
+                          "writer shortens longer names)")
     top, *rest = name.split("/")
     if name == MANIFEST_NAME:
         return Entry(name, MANIFEST)
@@ -360,21 +392,30 @@ class Streamed:
     problems: list[str] = field(default_factory=list)
 
 
+# What opening or reading one entry can raise besides READ_ERRORS: an encrypted entry
+# (RuntimeError), an unknown compression method (NotImplementedError).
+ENTRY_READ_ERRORS = (*READ_ERRORS, RuntimeError, NotImplementedError)
+
+
 def stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: Expected | None,
                  feed: Callable[[bytes], object], oid: str | None = None) -> Streamed:
     """Reads an entry chunk by chunk, handing each chunk to `feed`, and checks its size and
     SHA-256 against `expected` (when given) and, for an LFS object, that it hashes to `oid`.
-    Errors raised by `feed` propagate; read errors become a problem."""
+    With `expected`, reading stops at its size + 1 bytes, whatever the zip headers claim
+    (a zip bomb that the manifest calls 100 bytes feeds at most 101). Errors raised by
+    `feed` propagate; read errors become a problem."""
     digest, out = hashlib.sha256(), Streamed()
+    limit = expected.size + 1 if expected is not None else None
     try:
         src = zf.open(info)
-    except READ_ERRORS as e:
+    except ENTRY_READ_ERRORS as e:
         return Streamed(readable=False, problems=[f"cannot be read ({e})"])
     with src:
-        while True:
+        while limit is None or out.size < limit:
+            want = CHUNK if limit is None else min(CHUNK, limit - out.size)
             try:  # only the reading: a failing `feed` (a full disk, say) is the caller's
-                data = src.read(CHUNK)
-            except READ_ERRORS as e:
+                data = src.read(want)
+            except ENTRY_READ_ERRORS as e:
                 return Streamed(out.size, readable=False, problems=[f"cannot be read ({e})"])
             if not data:
                 break
@@ -382,7 +423,10 @@ def stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: Expected 
             out.size += len(data)
             feed(data)
     if expected is not None:
-        if out.size != expected.size:
+        if out.size > expected.size:
+            out.problems.append(f"has more than {expected.size} bytes where the manifest says "
+                                f"{expected.size} (reading stopped there)")
+        elif out.size != expected.size:
             out.problems.append(f"has {out.size} bytes where the manifest says {expected.size}")
         elif digest.hexdigest() != expected.sha256:
             out.problems.append("SHA-256 does not match the manifest (corrupted)")
@@ -392,10 +436,11 @@ def stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: Expected 
 
 
 __all__ = [
-    "ACCOUNT_FILES", "COUNTS", "GIST_FILES", "LFS_OBJECT", "MANIFEST", "MANIFEST_NAME",
+    "ACCOUNT_FILES", "COUNTS", "ENTRY_READ_ERRORS", "GIST_FILES", "LFS_OBJECT", "MANIFEST",
+    "MANIFEST_NAME", "MAX_SEGMENT_BYTES",
     "RELEASE_ASSET", "REPO_FILES", "SPECS", "TEAM_FILES", "Entry", "Expected", "LayoutError",
     "Manifest", "ManifestError", "Spec", "Streamed", "account_entry", "check_entry_name",
-    "classify", "gist_entry", "gist_id_problem", "lfs_entry", "parse_manifest",
+    "classify", "fit_segment", "gist_entry", "gist_id_problem", "lfs_entry", "parse_manifest",
     "read_manifest", "release_asset_entry", "repo_entry", "repo_name_problem", "segment",
     "shown", "stream_entry", "team_entry",
 ]

@@ -142,11 +142,16 @@ def _duration(seconds: float) -> str:
 
 
 def local_git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """git on local files only (bundles, bare repositories): no user or system config, no
-    network credentials, no prompts."""
+    """git on local files only (bundles, bare repositories), for verify and restore: no
+    system, global or HOME config (HOME and XDG_CONFIG_HOME point at no directory), only
+    the `file` protocol (a bundle is fetched as a local file; nothing reaches the network),
+    no credentials, no prompts, no pager."""
     env = {k: os.environ[k] for k in ("PATH", "TMPDIR") if k in os.environ}
     env.update({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-                "HOME": str(cwd), "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+                "HOME": os.devnull, "XDG_CONFIG_HOME": os.devnull,
+                "GIT_ALLOW_PROTOCOL": "file", "GIT_TERMINAL_PROMPT": "0",
+                "GIT_ASKPASS": shutil.which("false") or "/bin/false", "GIT_PAGER": "cat",
+                "LC_ALL": "C"})
     if shutil.which("git") is None:
         raise ConfigError("git is not on PATH: install git (2.39 or later)")
     cwd.mkdir(parents=True, exist_ok=True)

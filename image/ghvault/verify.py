@@ -4,7 +4,12 @@ Checks, in one pass over the archive (entries in the order they are stored):
 - every entry's name is one the archive layout allows (see layout.py): anything else (a
   path escaping the directory, an unknown file, `repos/x.git/config`) is a problem even
   when the manifest lists it;
-- every manifest entry is there, with the recorded size and SHA-256, and nothing else is;
+- no entry is stored as a symbolic link;
+- every manifest record is a path with a size and a SHA-256, and no path is listed twice
+  (each malformed record is one problem; the sound ones are still checked);
+- every manifest entry is there, with the recorded size and SHA-256, and nothing else is
+  (an entry the manifest does not list is named and not read: nothing bounds it); reading
+  stops at the manifest's size + 1 bytes, whatever the zip headers claim;
 - every bundle is a bundle whose pack's trailing SHA-1 matches its content, and which
   `git bundle verify` accepts inside a scratch repository;
 - every JSON and JSONL entry parses; LFS objects hash to their own oid;
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import struct
 import tempfile
 import zipfile
 from collections import Counter
@@ -29,8 +35,10 @@ from typing import IO, Any
 
 from .bundles import BundleParser
 from .contract import SIDECAR_SUFFIX
+from .errors import ArchiveUnreadable
 from .layout import (
     COUNTS,
+    ENTRY_READ_ERRORS,
     MANIFEST_NAME,
     Entry,
     Expected,
@@ -202,27 +210,103 @@ def check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Entry,
 
 
 def compare_counts(manifest: dict[str, Any], found: Counter, report: Report) -> None:
-    recorded = manifest.get("counts") or {}
-    skipped = " ".join(s.get("item", "") for s in manifest.get("skipped") or [])
+    recorded = manifest.get("counts", {})
+    if not isinstance(recorded, dict):
+        report.problem(None, "the manifest's counts are not an object "
+                             f"({shown(repr(recorded))[:80]})")
+        return
+    skipped_items = manifest.get("skipped") or []
+    skipped = " ".join(str(s.get("item", "")) for s in skipped_items if isinstance(s, dict)) \
+        if isinstance(skipped_items, list) else ""
     for kind in sorted(set(found) | {k for k in recorded if k in COUNTS}):
         if kind == "repos" and "repo " in skipped:
             continue  # a repository that vanished mid-run is counted but has partial files
         if kind not in COUNTS:
             continue
-        if int(recorded.get(kind, 0)) != found.get(kind, 0):
-            report.problem(None, f"count {kind!r}: the manifest says {recorded.get(kind, 0)}, "
+        says = recorded.get(kind, 0)
+        if not isinstance(says, int) or isinstance(says, bool):
+            report.problem(None, f"count {kind!r}: the manifest says {shown(repr(says))[:80]}, "
+                                 "which is not a number")
+        elif says != found.get(kind, 0):
+            report.problem(None, f"count {kind!r}: the manifest says {says}, "
                                  f"the files hold {found.get(kind, 0)}")
+
+
+def sound_entries(doc: Any) -> tuple[Manifest, list[tuple[str | None, str]]]:
+    """The manifest `doc` with the entries whose records are sound, and a problem (entry
+    name or None, text) for each malformed record and each path listed twice; ManifestError
+    when `doc` has no list of entries at all."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise ManifestError("has no list of entries")
+    entries: dict[str, Expected] = {}
+    problems: list[tuple[str | None, str]] = []
+    for n, item in enumerate(doc["entries"]):
+        try:
+            one = parse_manifest({"entries": [item]}).entries
+        except ManifestError:
+            problems.append((None, f"entry {n} of the manifest is not a path with a size and "
+                                   f"a SHA-256 ({shown(json.dumps(item)[:80])})"))
+            continue
+        (path, expected), = one.items()
+        if path in entries:
+            problems.append((path, "is listed twice in the manifest"))
+            continue
+        entries[path] = expected
+    return Manifest(doc, entries), problems
+
+
+def is_symlink(info: zipfile.ZipInfo) -> bool:
+    """Whether the entry is stored with a symbolic link's mode (never written by ghvault)."""
+    return (info.external_attr >> 16) & 0o170000 == 0o120000
+
+
+def open_archive(source: ArchiveSource, hashing: bool = False) -> tuple[zipfile.ZipFile, Any]:
+    """source.open_zip(), with whatever zipfile raises on a mangled central directory
+    (names that do not decode, impossible fields) as ArchiveUnreadable."""
+    try:
+        return source.open_zip(hashing=hashing)
+    except (ValueError, RuntimeError, NotImplementedError, LookupError, struct.error) as e:
+        raise ArchiveUnreadable(f"{source.url} is not a readable zip archive ({e}): it is "
+                                "truncated or not a ghvault archive") from None
+
+
+# Far more than any manifest (about 150 bytes an entry): what a larger one claims to unpack
+# to is not read into memory.
+MAX_MANIFEST_BYTES = 256 << 20
+
+
+def manifest_doc(zf: zipfile.ZipFile) -> Any:
+    """MANIFEST.json's document, unvalidated; ManifestError when it cannot be read as JSON."""
+    try:
+        size = zf.getinfo(MANIFEST_NAME).file_size
+    except KeyError:
+        size = 0  # read_manifest says it is missing
+    if size > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"claims {size} bytes, more than the {MAX_MANIFEST_BYTES} any "
+                            "ghvault manifest needs: it is not one")
+    try:
+        return read_manifest(zf).doc
+    except ENTRY_READ_ERRORS as e:  # encrypted, or an unknown compression method
+        raise ManifestError(f"cannot be read ({e})") from None
+    except ManifestError as e:
+        try:  # readable JSON whose entries are not all sound: judged entry by entry
+            return json.loads(zf.read(MANIFEST_NAME))
+        except (KeyError, ValueError, *ENTRY_READ_ERRORS):
+            raise e from None
 
 
 def the_manifest(zf: zipfile.ZipFile, sidecar: dict[str, Any] | None, url: str,
                  report: Report) -> Manifest | None:
     """MANIFEST.json; the sidecar's list when it is unusable (every entry is still checked
-    against what was published); None when neither can be used."""
+    against what was published); None when neither can be used. Each malformed entry
+    record, and each path listed twice, is a problem of its own."""
     try:
-        manifest = read_manifest(zf)
+        manifest, problems = sound_entries(manifest_doc(zf))
     except ManifestError as e:
         report.problem(MANIFEST_NAME, str(e))
     else:
+        for name, text in problems:
+            report.problem(name, text)
         if sidecar is not None and sidecar.get("entries") != manifest.doc["entries"]:
             report.problem(None, f"the sidecar {url}{SIDECAR_SUFFIX} lists other entries "
                                  f"than {MANIFEST_NAME}")
@@ -230,16 +314,19 @@ def the_manifest(zf: zipfile.ZipFile, sidecar: dict[str, Any] | None, url: str,
     if sidecar is None:
         return None
     try:
-        return parse_manifest(sidecar)
+        manifest, problems = sound_entries(sidecar)
     except ManifestError as e:
         report.problem(None, f"the sidecar {url}{SIDECAR_SUFFIX} {e}")
         return None
+    for name, text in problems:
+        report.problem(name, f"{text} (the sidecar {url}{SIDECAR_SUFFIX})")
+    return manifest
 
 
 def verify(source: ArchiveSource) -> Report:
     report = Report(source.url)
     sidecar = source.sidecar()
-    zf, raw = source.open_zip(hashing=True)
+    zf, raw = open_archive(source, hashing=True)
     scratch = Path(tempfile.mkdtemp(prefix="ghvault-verify-"))
     try:
         local_git(["init", "--bare", "-q", str(scratch / "repo.git")], scratch)
@@ -260,9 +347,14 @@ def verify(source: ArchiveSource) -> Report:
             if entry.role == "manifest":
                 continue
             report.entries += 1
+            if is_symlink(info):
+                report.problem(name, "is stored as a symbolic link, which the archive layout "
+                                     "does not allow")
+                continue
             expected = listed.get(name)
-            if expected is None:
+            if expected is None:  # not read: nothing bounds what it would unpack to
                 report.problem(name, "is in the archive but not in the manifest")
+                continue
             check = entry_check(entry, report.counts, scratch)
             if entry.spec.format == "bundle":
                 report.bundles += 1
@@ -288,7 +380,11 @@ def check_archive_digest(source: ArchiveSource, sidecar: dict[str, Any] | None, 
                              "the archive's own checksum cannot be checked: fetch it beside "
                              "the archive")
         return
-    recorded = sidecar.get("archive") or {}
+    recorded = sidecar.get("archive")
+    if not isinstance(recorded, dict):
+        report.problem(None, f"the sidecar manifest {source.url}{SIDECAR_SUFFIX} does not "
+                             "record the archive's size and SHA-256: fetch it again")
+        return
     if recorded.get("size") != size:
         report.problem(None, f"the archive has {size} bytes where the sidecar manifest says "
                              f"{recorded.get('size')}")
@@ -296,4 +392,4 @@ def check_archive_digest(source: ArchiveSource, sidecar: dict[str, Any] | None, 
         report.problem(None, "the archive's SHA-256 does not match the sidecar manifest")
 
 
-__all__ = ["Report", "verify"]
+__all__ = ["Report", "is_symlink", "open_archive", "sound_entries", "verify"]

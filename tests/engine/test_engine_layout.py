@@ -190,7 +190,9 @@ def test_stream_entry_checks_size_sha256_and_oid_and_lets_writes_fail() -> None:
     ok = stream_entry(zf, info, Expected(len(data), sha256(data)), chunks.append, oid=OID)
     assert (ok.size, ok.readable, ok.problems, b"".join(chunks)) == (len(data), True, [], data)
     short = stream_entry(zf, info, Expected(3, sha256(data)), chunks.append)
-    assert short.problems == [f"has {len(data)} bytes where the manifest says 3"]
+    assert short.problems == ["has more than 3 bytes where the manifest says 3 (reading "
+                              "stopped there)"]
+    assert short.size == 4  # the bound: the manifest's size + 1, whatever the zip claims
     other = stream_entry(zf, info, Expected(len(data), "0" * 64), chunks.append, oid="1" * 64)
     assert other.problems == ["SHA-256 does not match the manifest (corrupted)",
                               "the LFS object's content does not hash to its oid"]
