@@ -165,6 +165,9 @@ class ReleaseAsset:
     uploader: str
     created_at: str
     download_count: int
+    # What the API names as the asset's `url` when not its own address: a hostile answer
+    # (another host, plain http) for tests of where the token goes.
+    url: str | None = None
 
 
 @dataclass

@@ -250,7 +250,7 @@ def render_release_asset(w: World, u: Urls, r: Repo, rel: Release, a: ReleaseAss
     """`release-asset`: `url` is the API address (Accept: application/octet-stream
     redirects to the bytes), `browser_download_url` the web download."""
     return {
-        "url": f"{repo_api(u, r)}/releases/assets/{a.id}",
+        "url": a.url or f"{repo_api(u, r)}/releases/assets/{a.id}",
         "id": a.id,
         "node_id": node_id("RA", r.id, a.id),
         "name": a.name,
