@@ -139,10 +139,10 @@ class RateGate:
             try:
                 if self.leader is None or reset > self.until + 1:
                     self.until, self.leader = max(reset, self.until), me
-                    log.warning("GitHub rate limit: %s; waiting for the reset at %s (in %s), "
-                                "%s of %s requests left; held: %s", why,
-                                clock_text(self.until), _duration(self.until - time.time()),
-                                _or_unknown(left), _or_unknown(limit), self._held())
+                    log.warning("GitHub rate limit %s, %s of %s requests left: waiting for "
+                                "the reset at %s (in %s); held: %s", why, _or_unknown(left),
+                                _or_unknown(limit), clock_text(self.until),
+                                _duration(self.until - time.time()), self._held())
                 next_log = time.time() + self.log_every
                 while (now := time.time()) < self.until:
                     self.cond.wait(min(self.until, next_log) - now)
@@ -194,8 +194,10 @@ class _Retry(GithubRetry):
                 headers.get("x-ratelimit-remaining") == "0" and reset.isdigit() and \
                 "retry-after" not in headers:
             limit = str(headers.get("x-ratelimit-limit", ""))
+            last = self.history[-1] if self.history else None
+            what = f"{last.method} {urlsplit(last.url or '').path}" if last else "a retry"
             self.gate.hold(int(reset) + 1, 0, int(limit) if limit.isdigit() else None,
-                           "a retry", "GitHub answered that the limit is spent")
+                           what, "spent (GitHub answered 403)")
             return
         super().sleep(response)
 
@@ -274,8 +276,7 @@ class GitHubClient:
         if left > min(self.rate_reserve, limit // 10) or reset <= time.time():
             return
         self.gate.hold(reset + 1, left, limit, what,
-                       f"{left} requests left, at the reserve of "
-                       f"{min(self.rate_reserve, limit // 10)} kept for others")
+                       f"at the reserve of {min(self.rate_reserve, limit // 10)} kept for others")
 
     def _request(self, url: str, kind: str, headers: dict[str, str] | None = None
                  ) -> tuple[int, dict[str, Any], str]:
@@ -533,8 +534,7 @@ class GitHubClient:
             elif resp.headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
                 resp.close()
                 self.gate.hold(int(reset) + 1, 0, self.acct.rate_limit,
-                               f"GET {self._path(url)}", "GitHub answered that the limit is "
-                               "spent")
+                               f"GET {self._path(url)}", "spent (GitHub answered 403)")
             else:
                 return resp  # a real permission problem
         return resp
