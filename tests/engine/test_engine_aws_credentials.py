@@ -85,7 +85,7 @@ def test_missing_credentials_are_named_for_every_purpose(exc, purpose, writing, 
                                                          exit_code):
     error = translate(exc, purpose, writing, action)
     assert isinstance(error, kind) and error.exit_code == exit_code
-    assert "No usable AWS credentials were found" in str(error), str(error)
+    assert "No AWS credentials were found" in str(error), str(error)
     assert "AWS_ACCESS_KEY_ID" in str(error)
 
 

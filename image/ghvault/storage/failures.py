@@ -53,7 +53,7 @@ def credentials_problem(exc: BaseException, where: str) -> str | None:
                     "fix the AWS_* environment")
         return None
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return ("No usable AWS credentials were found: set AWS_ACCESS_KEY_ID and "
+        return ("No AWS credentials were found: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, a profile, or a task role")
     if isinstance(exc, CredentialRetrievalError):
         return (f"The AWS credentials could not be obtained ({exc}): refresh them or fix the "
@@ -61,19 +61,19 @@ def credentials_problem(exc: BaseException, where: str) -> str | None:
     return None
 
 
-def bare_head_refusal(exc: BaseException, where: str, grant: str) -> str | None:
-    """The sentence for a HEAD request S3 refused without a reason (403 or 400), else None:
-    the credentials or the permissions, S3 does not say which."""
+def bare_head_refusal(exc: BaseException, denied: str, grant: str) -> str | None:
+    """The sentence for a HEAD request S3 refused without a reason (a bare 403 or 400),
+    else None. `denied` opens the sentence (what was refused), `grant` is the permission
+    fix: S3 does not say whether the credentials or the permissions are at fault."""
     code, status = error_code(exc)
     if status not in (400, 403) or code != str(status):
         return None
     if status == 400:
-        return (f"S3 answered 400 to a HEAD request for {where} (HEAD answers give no reason; "
-                "expired session credentials are the usual cause): refresh them or fix the "
-                "AWS_* environment")
-    return (f"S3 refused a HEAD request for {where} (403; HEAD answers give no reason): the "
-            "AWS credentials are wrong or expired (refresh them or fix the AWS_* environment) "
-            f"or lack permission ({grant})")
+        return (f"{denied} (400; a HEAD answer gives no reason): expired session "
+                "credentials are the usual cause: refresh them or fix the AWS_* environment")
+    return (f"{denied} (403; a HEAD answer gives no reason): the AWS credentials are wrong or "
+            "expired (refresh them or fix the AWS_* environment), or they lack permission: "
+            f"{grant}")
 
 
 def is_absent(exc: BaseException) -> bool:
@@ -109,7 +109,8 @@ def s3_write_error(exc: BaseException, where: str, bucket: str, action: str) -> 
         if code in ("NoSuchBucket", "404") or (status == 404 and action == "head_bucket"):
             return DestinationError(f"S3 bucket '{bucket}' does not exist: create it or fix "
                                     "--dest")
-        if problem := bare_head_refusal(exc, f"S3 bucket '{bucket}' ({action})", grant):
+        if problem := bare_head_refusal(
+                exc, f"Access to S3 bucket '{bucket}' is denied ({action})", grant):
             return DestinationError(problem)
         if code in DENIED_CODES or status == 403:
             return DestinationError(
@@ -137,8 +138,9 @@ def s3_read_error(exc: BaseException, where: str) -> ArchiveUnreadable:
         return ArchiveUnreadable(problem)
     if isinstance(exc, ClientError):
         code, _ = error_code(exc)
-        if problem := bare_head_refusal(exc, where, "grant s3:GetObject and s3:RestoreObject "
-                                                    "on it to these credentials"):
+        if problem := bare_head_refusal(exc, f"access to {where} is denied",
+                                        "grant s3:GetObject and s3:RestoreObject on it to "
+                                        "these credentials"):
             return ArchiveUnreadable(problem)
         if code in ("AccessDenied", "403"):
             return ArchiveUnreadable(f"access to {where} is denied: grant s3:GetObject and "
@@ -162,8 +164,9 @@ def state_error(exc: BaseException, where: str, writing: bool) -> GhvaultError:
         return DestinationError(f"could not save state to {where} ({exc}): check the path or "
                                 "the bucket permissions for --state")
     code, _ = error_code(exc)
-    if problem := bare_head_refusal(exc, f"the state at {where}", "grant s3:GetObject on it, "
-                                                                  "or fix --state"):
+    if problem := bare_head_refusal(exc, f"cannot read the state at {where}",
+                                    "create the bucket or grant s3:GetObject on it, or fix "
+                                    "--state"):
         return ConfigError(problem)
     if code:
         return ConfigError(f"cannot read the state at {where} ({code}): create the bucket or "
