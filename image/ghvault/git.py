@@ -318,8 +318,13 @@ class Git:
         """Whether the repository answers `git ls-remote` (wikis exist once a page was made).
 
         False for 404 and for an anonymous 401; GitAuthError when the token is refused.
+        False too (logged, not asked) for a URL outside the git origin.
         """
-        url = self._check_remote(url)
+        try:
+            url = self._check_remote(url)
+        except RemoteElsewhere as e:
+            log.warning("%s", e)
+            return False
         result = self._retrying(["ls-remote", "--", url], url, "git ls-remote")
         if result.code == 0:
             return True
