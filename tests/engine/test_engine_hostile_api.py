@@ -132,6 +132,29 @@ def test_an_asset_url_outside_the_api_origin_is_skipped_and_never_gets_the_token
     assert fresh_sim.token not in proc.stderr + proc.stdout
 
 
+
+def test_a_clone_url_outside_the_git_origin_skips_the_repository(fresh_sim, moto_server,
+                                                                 recorder):
+    world = fresh_sim.sim.world
+    repo = world.repos[f"{OWNER}/toolbox"]
+    repo.clone_url = f"{recorder.root}/{OWNER}/toolbox.git"
+    moto_server.client("s3").create_bucket(Bucket="hostile-clone")
+    key = f"github/{OWNER}/2026/10/{OWNER}-2026-10.zip"
+    proc = run_ghvault(fresh_sim, moto_server, "--owner", OWNER, "--month", "2026-10",
+                       "--dest", f"s3://hostile-clone/{key}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert recorder.seen == []
+    body = moto_server.client("s3").get_object(Bucket="hostile-clone", Key=key)["Body"].read()
+    z = zipfile.ZipFile(io.BytesIO(body))
+    manifest = json.loads(z.read("MANIFEST.json"))
+    reasons = [s["reason"] for s in manifest["skipped"] if s["item"] == f"repo {OWNER}/toolbox"]
+    assert len(reasons) == 1 and "outside the git origin" in reasons[0], manifest["skipped"]
+    assert "token is not sent there" in reasons[0]
+    assert not [n for n in z.namelist() if n.startswith("repos/toolbox/git")]
+    others = [r for r in world.repos.values() if r.owner == OWNER and r.name != "toolbox"]
+    assert manifest["counts"]["git_bundles"] + manifest["counts"].get("empty_repos", 0) == \
+        len(others)
+
 def test_the_storage_redirect_is_followed_without_the_token(sim, tls_env, tmp_path):
     """GitHub answers an asset request with 302 to signed storage on another host; the
     simulator's storage (host `localhost`) refuses any Authorization header with 400."""

@@ -111,7 +111,7 @@ def _repo_body(w: World, u: Urls, r: Repo) -> JSON:
         "pushed_at": r.pushed_at or r.created_at,
         "git_url": f"git://{_host(u)}/{r.full_name}.git",
         "ssh_url": u.ssh(r.full_name),
-        "clone_url": u.git(r.full_name),
+        "clone_url": r.clone_url or u.git(r.full_name),
         "svn_url": html,
         "homepage": None,
         "size": 0 if r.empty else r.size_kb,
