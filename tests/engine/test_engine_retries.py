@@ -168,3 +168,15 @@ def test_the_simulator_cut_fault_really_cuts(clean_gh):
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         s.get(f"{clean_gh.api}/users/{OWNER}/repos", timeout=30)
     assert s.get(f"{clean_gh.api}/users/{OWNER}/repos", timeout=30).json()
+
+
+@pytest.mark.parametrize(("spec", "says"), [("502:1", "answered 502 for"),
+                                            ("drop:1", "did not answer")])
+def test_an_error_after_the_retries_says_how_many_tries_were_made(clean_gh, moto_server, spec,
+                                                                  says):
+    clean_gh.sim.faults = Faults.parse(spec)
+    proc, _, _ = backup(clean_gh, moto_server, f"tries-{spec[:3]}", "--retries", "1")
+    assert proc.returncode == 6, proc.stderr[-3000:]
+    error = proc.stderr.strip().splitlines()[-1]
+    assert says in error and "in 2 tries" in error, error
+    assert clean_gh.stats()["requests_total"] == 2
