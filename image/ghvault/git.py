@@ -5,8 +5,10 @@ system config, no prompts (GIT_TERMINAL_PROMPT=0, GIT_ASKPASS=false), the caller
 proxy settings, and the credential as `http.<base-url>/.extraheader` through
 GIT_CONFIG_COUNT. git and git-lfs both match that key against each request's URL, so the
 header goes to the GitHub server only (never to LFS storage on another origin), and it is
-never written to argv, a URL, a config file, FETCH_HEAD, a log or a bundle. Messages are
-scrubbed of the token and its base64 forms before they are raised or logged.
+never written to argv, a URL, a config file, FETCH_HEAD, a log or a bundle. Redirects are
+not followed (git would send the header on to the new origin for the rest of a clone), and
+a remote outside the git origin is not fetched at all (`RemoteElsewhere`, a skipped item).
+Messages are scrubbed of the token and its base64 forms before they are raised or logged.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from .errors import AuthError, ConfigError, GhvaultError, GitHubUnavailable, NotFound
 from .layout import LFS_OID
@@ -56,6 +58,10 @@ _TRANSIENT = re.compile(r"error: 5\d\d|HTTP 5\d\d|\[5\d\d\]|server error|connect
                         r"curl (7|18|28|35|52|55|56)\b|index-pack failed|connection refused|"
                         r"error: 429|HTTP 429",
                         re.I)
+# Where a git server's gists live when not under the server itself (GitHub Enterprise
+# serves them at /gist/<id>.git): fetched without the token, which they do not need.
+GIST_ORIGINS = {"https://github.com": "https://gist.github.com"}
+_REDIRECT = re.compile(r"returned error: 30[1278]\b|HTTP 30[1278]\b", re.I)
 _LFS_MISSING = re.compile(r"\[([0-9a-f]{64})\] (?:object )?does not exist", re.I)
 
 
@@ -65,6 +71,11 @@ class GitError(GhvaultError):
 
 class RepoNotFound(GitError, NotFound):
     """The server answered 404 / "Repository not found"."""
+
+
+class RemoteElsewhere(RepoNotFound):
+    """The remote is outside the git origin, or redirects: not fetched, so the token is
+    not sent there; skipped like a missing repository."""
 
 
 class GitAuthError(GitError, AuthError):
@@ -98,7 +109,10 @@ class _Result:
 
 
 def classify_failure(stderr: str) -> str:
-    """"not_found", "auth", "transient" or "other" for the stderr of a failed git command."""
+    """"not_found", "redirect", "auth", "transient" or "other" for the stderr of a failed
+    git command."""
+    if _REDIRECT.search(stderr):
+        return "redirect"
     if _NOT_FOUND.search(stderr):
         return "not_found"
     if _AUTH.search(stderr):
@@ -106,6 +120,11 @@ def classify_failure(stderr: str) -> str:
     if _TRANSIENT.search(stderr):
         return "transient"
     return "other"
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int]:
+    return (parts.scheme, parts.hostname or "",
+            parts.port or (443 if parts.scheme == "https" else 80))
 
 
 def _cause(stderr: str) -> str:
@@ -124,6 +143,8 @@ class Git:
                  *, retries: int = 3, backoff: float = 2.0,
                  extra_auth_urls: Sequence[str] = ()):
         self.auth_urls = [self._check_url(u) for u in (base_url, *extra_auth_urls)]
+        self.fetch_urls = self.auth_urls + [GIST_ORIGINS[u] for u in self.auth_urls
+                                            if u in GIST_ORIGINS]
         if token is not None and (not token or re.search(r"\s", token)):
             raise ConfigError("the GitHub token is empty or contains whitespace: set "
                               "GITHUB_TOKEN to the token alone")
@@ -172,7 +193,7 @@ class Git:
             ("credential.helper", ""),
             ("protocol.allow", "never"), ("protocol.https.allow", "always"),
             ("protocol.http.allow", "always"),
-            ("http.followRedirects", "initial"),
+            ("http.followRedirects", "false"),  # the header would follow a redirect
             ("http.lowSpeedLimit", "1"), ("http.lowSpeedTime", "300"),
         ]
         if self.token:
@@ -229,6 +250,10 @@ class Git:
 
     def _raise(self, result: _Result, url: str, what: str) -> None:
         kind = classify_failure(result.stderr)
+        if kind == "redirect":
+            raise RemoteElsewhere(f"{url} redirects elsewhere: not followed, so the token is "
+                                  "not sent there (a moved repository is backed up under its "
+                                  "new name by the next run)")
         if kind == "not_found":
             raise RepoNotFound(f"repository {url} was not found: check the name, or that the "
                                "token can see it")
@@ -252,9 +277,28 @@ class Git:
         pairs = (line.split(" ", 1) for line in result.stdout.decode().splitlines() if line)
         return {ref: sha for sha, ref in pairs}
 
+    def _check_remote(self, url: str) -> str:
+        """`url`, checked to lie under the git origin or its gists' (RemoteElsewhere if
+        not)."""
+        try:
+            url = self._check_url(url)
+        except ConfigError:  # credentials in it, or not http(s): the API's word, not ours
+            raise RemoteElsewhere("the API named a git URL that is not a plain http(s) URL "
+                                  "without credentials in it: not fetched, so "
+                                  "the token is not sent there") from None
+        parts = urlsplit(url)
+        for base in self.fetch_urls:
+            b = urlsplit(base)
+            if _origin(parts) == _origin(b) and \
+                    (parts.path + "/").startswith(b.path.rstrip("/") + "/"):
+                return url
+        raise RemoteElsewhere(f"the API named {url}, outside the git origin "
+                              f"{self.auth_urls[0]}: not fetched, so the token is not sent "
+                              "there")
+
     def mirror(self, url: str, dest: Path) -> Mirror:
         """`git clone --mirror` of `url` into `dest` (all refs, including refs/pull/*)."""
-        url = self._check_url(url)
+        url = self._check_remote(url)
         dest = Path(dest).absolute()
         if dest.exists() and any(dest.iterdir()):
             raise GitError(f"cannot mirror {url} into {dest}: the directory is not empty")
@@ -274,8 +318,13 @@ class Git:
         """Whether the repository answers `git ls-remote` (wikis exist once a page was made).
 
         False for 404 and for an anonymous 401; GitAuthError when the token is refused.
+        False too (logged, not asked) for a URL outside the git origin.
         """
-        url = self._check_url(url)
+        try:
+            url = self._check_remote(url)
+        except RemoteElsewhere as e:
+            log.warning("%s", e)
+            return False
         result = self._retrying(["ls-remote", "--", url], url, "git ls-remote")
         if result.code == 0:
             return True
@@ -367,4 +416,4 @@ class Git:
 
 
 __all__ = ["Git", "GitAuthError", "GitError", "GitUnavailable", "LfsObject", "Mirror",
-           "RepoNotFound", "classify_failure"]
+           "RemoteElsewhere", "RepoNotFound", "classify_failure"]

@@ -25,6 +25,7 @@ from ghvault.git import (
     GitError,
     GitUnavailable,
     Mirror,
+    RemoteElsewhere,
     RepoNotFound,
     classify_failure,
 )
@@ -510,7 +511,8 @@ def test_classify_failure(stderr, kind):
 
 def test_bad_urls_are_refused(sim, tmp_path):
     git = make_git(sim, tmp_path)
-    with pytest.raises(ConfigError, match="without credentials") as caught:
+    # a URL the API names: skipped (RemoteElsewhere), not fetched
+    with pytest.raises(RemoteElsewhere, match="without credentials") as caught:
         git.mirror(f"https://x-access-token:{sim.token}@127.0.0.1/o/r.git", tmp_path / "r.git")
     assert_clean(str(caught.value), sim.token)
     with pytest.raises(ConfigError, match="without credentials"):

@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=int, default=0, help="added to every API answer")
     p.add_argument("--faults", default=None, help="fault spec, see tests/github_sim/faults.py")
     p.add_argument("--rate-limit", type=int, default=5000, help="requests per hour per token")
+    p.add_argument("--rate-window", type=int, default=3600,
+                   help="seconds from a pool's first request to its reset (GitHub: 3600)")
     p.add_argument("--git-kbps", type=int, default=0,
                    help="cap git and LFS transfer bandwidth per connection (0: none)")
     p.add_argument("--workdir", type=Path, default=None,
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from .tls import ensure_certs, server_context
 
     sim = Simulator(args.size, args.seed, tokens=args.token or None, rate_limit=args.rate_limit,
-                    faults=faults, workdir=args.workdir, git_kbps=args.git_kbps)
+                    faults=faults, workdir=args.workdir, git_kbps=args.git_kbps,
+                    rate_window=args.rate_window)
     tls = None
     ca = None
     if args.tls:

@@ -1,8 +1,9 @@
 """Rate limits and request accounting, as GitHub keeps them.
 
 Each token has one pool per resource ("core" for REST, "graphql" for GraphQL points) that
-refills an hour after its window opened. Unauthenticated clients share a pool per address
-with GitHub's limit of 60. Stats count what clients did, exactly.
+refills an hour after its window opened (`window`: shorter in tests that wait for a
+reset). Unauthenticated clients share a pool per address with GitHub's limit of 60.
+Stats count what clients did, exactly.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ class Pool:
     limit: int
     used: int = 0
     reset: int = 0  # epoch seconds
+    window: int = 3600  # seconds from the first charge of a window to its reset
 
     def refresh(self, now: float) -> None:
         if now >= self.reset:
             self.used = 0
-            self.reset = int(now) + 3600
+            self.reset = int(now) + self.window
 
     @property
     def remaining(self) -> int:
@@ -31,8 +33,9 @@ class Pool:
 
 class RateLimits:
     def __init__(self, limit: int = 5000, graphql_limit: int = 5000,
-                 anonymous_limit: int = 60):
+                 anonymous_limit: int = 60, window: int = 3600):
         self.limits = {"core": limit, "graphql": graphql_limit}
+        self.window = window
         self.anonymous_limit = anonymous_limit
         self.pools: dict[tuple[str, str], Pool] = {}
         self.lock = threading.Lock()
@@ -42,7 +45,7 @@ class RateLimits:
         pool = self.pools.get(key)
         if pool is None:
             limit = self.anonymous_limit if anonymous else self.limits[resource]
-            pool = self.pools[key] = Pool(limit)
+            pool = self.pools[key] = Pool(limit, window=self.window)
         pool.refresh(time.time())
         return pool
 

@@ -5,23 +5,31 @@ A spec is a comma-separated list of items:
     502:0.05          answer 5% of API requests with 502 (also 500, 503, 504)
     secondary:0.02    2% get GitHub's secondary rate limit (403 + retry-after)
     drop:0.01         1% of connections are closed without an answer
+    cut:0.01          1% of answers are cut mid-body: the headers promise the whole body,
+                      half of it is sent, then the connection is closed
     502@3             the 3rd API request (counted since the last reset) gets a 502
     secondary@5+9     the 5th and 9th get a secondary rate limit; drop@N likewise
     concurrency=4     more than 4 requests in flight for one token: secondary rate limit
     retry-after=2     seconds sent in retry-after with secondary limits (GitHub: 60)
     latency=50        added milliseconds before every API answer (also --latency-ms)
     seed=N            seed of the random draws, so a run is repeatable
+    download-cut=N    the next N asset downloads (the storage behind GitHub's redirect)
+                      are cut mid-body
+    git-outage=S      git transport (smart HTTP, LFS) answers 503 for S seconds, counted
+                      from the first git request after the plan is set
 
-Only API requests (REST and GraphQL) are faulted; git transport and /_sim/* are not.
+Only API requests (REST and GraphQL) are faulted by the kinds above; git transport and
+downloads only by the last two options, /_sim/* never.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 
-KINDS = ("500", "502", "503", "504", "secondary", "drop")
+KINDS = ("500", "502", "503", "504", "secondary", "drop", "cut")
 
 
 class FaultSpecError(ValueError):
@@ -36,6 +44,9 @@ class Faults:
     retry_after: int = 60
     latency_ms: int = 0
     seed: int = 0
+    download_cut: int = 0  # downloads still to cut
+    git_outage: int = 0  # seconds of 503 for git transport
+    git_outage_until: float | None = None  # set by the first git request
     spec: str = ""
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -60,6 +71,10 @@ class Faults:
                     f.latency_ms = number
                 elif key == "seed":
                     f.seed = number
+                elif key == "download-cut":
+                    f.download_cut = number
+                elif key == "git-outage":
+                    f.git_outage = number
                 else:
                     raise FaultSpecError(f"unknown fault option {key!r}")
             elif "@" in item:
@@ -99,8 +114,26 @@ class Faults:
                     return kind
         return None
 
+    def cut_download(self) -> bool:
+        """Whether this asset download is to be cut (each takes one of `download-cut`)."""
+        with self._lock:
+            if self.download_cut > 0:
+                self.download_cut -= 1
+                return True
+        return False
+
+    def git_down(self) -> bool:
+        """Whether git transport is in its outage now (the first call opens it)."""
+        if not self.git_outage:
+            return False
+        with self._lock:
+            if self.git_outage_until is None:
+                self.git_outage_until = time.monotonic() + self.git_outage
+            return time.monotonic() < self.git_outage_until
+
     def describe(self) -> dict:
         return {"spec": self.spec, "probability": self.probability,
                 "schedule": {str(k): v for k, v in sorted(self.schedule.items())},
                 "concurrency": self.concurrency, "retry_after": self.retry_after,
-                "latency_ms": self.latency_ms, "seed": self.seed}
+                "latency_ms": self.latency_ms, "seed": self.seed,
+                "download_cut": self.download_cut, "git_outage": self.git_outage}

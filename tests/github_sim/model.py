@@ -165,6 +165,9 @@ class ReleaseAsset:
     uploader: str
     created_at: str
     download_count: int
+    # What the API names as the asset's `url` when not its own address: a hostile answer
+    # (another host, plain http) for tests of where the token goes.
+    url: str | None = None
 
 
 @dataclass
@@ -228,6 +231,9 @@ class Repo:
     commit_comments: list[CommitComment] = field(default_factory=list)
     lfs_objects: list[str] = field(default_factory=list)  # sha256 oids
     commit_shas: list[str] = field(default_factory=list)  # default-branch commits, oldest first
+    # What the API names as `clone_url` when not the server's own: a hostile answer
+    # (another host, plain http) for tests of where the token goes.
+    clone_url: str | None = None
 
     @property
     def full_name(self) -> str:

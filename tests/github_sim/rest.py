@@ -535,6 +535,9 @@ def serve_download(handler: Handler, sim: Simulator, token: str) -> None:
         handler.send(403, b"<Error><Code>AccessDenied</Code></Error>", {}, "application/xml")
         return
     sim.stats.add("downloads")
+    if sim.faults.cut_download():
+        sim.stats.fault("download-cut")
+        handler.cut_body = True
     handler.send(200, asset.data, {"Content-Disposition": f"attachment; filename={asset.name}"},
                  "application/octet-stream")
 

@@ -45,12 +45,12 @@ API_VERSION = "2022-11-28"
 class Simulator:
     def __init__(self, size: str = "tiny", seed: int = 7, tokens: list[str] | None = None,
                  rate_limit: int = 5000, faults: Faults | None = None,
-                 workdir: Path | None = None, git_kbps: int = 0):
+                 workdir: Path | None = None, git_kbps: int = 0, rate_window: int = 3600):
         world, cache_dir = generate.load(size, seed)
         self.world: World = world
         self.size, self.seed = size, seed
         self.tokens = tokens or ["ghp_" + hashlib.sha256(f"sim{seed}".encode()).hexdigest()[:36]]
-        self.rate = RateLimits(limit=rate_limit)
+        self.rate = RateLimits(limit=rate_limit, window=rate_window)
         self.faults = faults or Faults()
         self.stats = Stats()
         self.git_kbps = git_kbps
@@ -174,6 +174,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         if status != 304 and self.command != "HEAD":
+            if getattr(self, "cut_body", False):  # the `cut` fault: half, then hang up
+                self.cut_body = False
+                self.wfile.write(payload[:len(payload) // 2])
+                self.wfile.flush()
+                self.drop()
+                return len(payload) // 2
             self.wfile.write(payload)
         return 0 if status == 304 else len(payload)
 
@@ -204,6 +210,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self) -> None:
         self._body: bytes | None = None
+        self.cut_body = False
         parts = urlsplit(self.path)
         path = parts.path
         if path.startswith("/_sim/"):
@@ -247,6 +254,9 @@ class Handler(BaseHTTPRequestHandler):
                 sim.stats.fault("drop")
                 status = 0
                 return self.drop()
+            if fault == "cut":
+                sim.stats.fault("cut")
+                self.cut_body = True
             root = self.base_root()
             urls = Urls(root=root, api=root + prefix)
             common = {"X-GitHub-Request-Id": uuid.uuid4().hex[:20].upper(),
@@ -433,6 +443,8 @@ class Handler(BaseHTTPRequestHandler):
     def git_repo(self, m: re.Match) -> None:
         sim = self.sim
         owner, name, wiki, rest_path = m["owner"], m["name"], bool(m["wiki"]), m["rest"] or "/"
+        if self.git_outage():
+            return
         token = gitserve.parse_git_auth(self.headers)
         viewer = sim.viewer_for(token)
         if token is not None and viewer is None:
@@ -469,6 +481,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def git_gist(self, m: re.Match) -> None:
         sim = self.sim
+        if self.git_outage():
+            return
         gist = sim.world.gists.get(m["id"])
         sim.stats.add("git_requests")
         if gist is None:
@@ -477,6 +491,16 @@ class Handler(BaseHTTPRequestHandler):
         gitserve.serve_git(self, sim.gist_dir(gist.id), m["rest"] or "/",
                            viewer is not None and viewer == gist.owner)
         sim.stats.add("git_bytes", getattr(self, "gitserve_bytes_sent", 0))
+
+    def git_outage(self) -> bool:
+        """The `git-outage` fault: 503 to every git request while it lasts (True: answered)."""
+        if not self.sim.faults.git_down():
+            return False
+        self.body()
+        self.sim.stats.fault("git-outage")
+        self.sim.stats.add("git_requests")
+        self.plain(503, "Service Unavailable\n")
+        return True
 
     def plain(self, status: int, text: str) -> None:
         self.send(status, text.encode(), {}, "text/plain; charset=utf-8")

@@ -111,7 +111,7 @@ def _repo_body(w: World, u: Urls, r: Repo) -> JSON:
         "pushed_at": r.pushed_at or r.created_at,
         "git_url": f"git://{_host(u)}/{r.full_name}.git",
         "ssh_url": u.ssh(r.full_name),
-        "clone_url": u.git(r.full_name),
+        "clone_url": r.clone_url or u.git(r.full_name),
         "svn_url": html,
         "homepage": None,
         "size": 0 if r.empty else r.size_kb,
@@ -250,7 +250,7 @@ def render_release_asset(w: World, u: Urls, r: Repo, rel: Release, a: ReleaseAss
     """`release-asset`: `url` is the API address (Accept: application/octet-stream
     redirects to the bytes), `browser_download_url` the web download."""
     return {
-        "url": f"{repo_api(u, r)}/releases/assets/{a.id}",
+        "url": a.url or f"{repo_api(u, r)}/releases/assets/{a.id}",
         "id": a.id,
         "node_id": node_id("RA", r.id, a.id),
         "name": a.name,
