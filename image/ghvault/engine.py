@@ -27,7 +27,7 @@ from typing import Any
 from . import __version__
 from .archive import ArchiveWriter
 from .bundles import stream_bundle
-from .collect import KINDS, Job, Ledger
+from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata
 from .contract import SIDECAR_SUFFIX
@@ -312,6 +312,10 @@ class Backup:
                 error = failed.exception()
                 if isinstance(error, GitError) and "authentication" in str(error).lower():
                     raise AuthError(str(error)) from None
+                if isinstance(error, (OSError, GitError)) and is_disk_full(error):
+                    # git mirrors, LFS objects and scratch files: the work directory is full
+                    where = getattr(error, "filename", None) or job.workdir
+                    raise workdir_full(where, str(error)) from None
                 raise error
 
     def manifest(self, profile: dict[str, Any], client: GitHubClient) -> dict[str, Any]:

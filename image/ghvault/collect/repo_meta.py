@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import NotFound, OptionalDenied
 from ..layout import release_asset_entries, repo_entry
-from . import Job
+from . import Job, is_disk_full, workdir_full
 from .reviews import collect_reviews
 
 log = logging.getLogger("ghvault.collect")
@@ -158,7 +158,13 @@ def _archive_asset(job: Job, full: str, asset: dict[str, Any], name: str) -> dic
     """The asset's bytes into the archive entry `name` (from the state's copy when there is
     a good one); the asset's metadata with `archive_path`, or as listed when skipped."""
     # The release list already carries its assets: no request per release.
-    fd, tmp = tempfile.mkstemp(prefix="asset-", dir=job.workdir)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="asset-", dir=job.workdir)
+    except OSError as e:
+        if is_disk_full(e):
+            raise workdir_full(job.workdir, f"downloading asset {asset.get('id')} of {full}"
+                               ) from None
+        raise
     os.close(fd)
     try:
         if job.assets is None or not job.assets.fetch(asset, tmp):
@@ -171,5 +177,9 @@ def _archive_asset(job: Job, full: str, asset: dict[str, Any], name: str) -> dic
     except NotFound as e:
         job.ledger.skip(f"{full} asset {asset['name']}", str(e))
         return asset
+    except OSError as e:
+        if is_disk_full(e):
+            raise workdir_full(tmp, f"downloading asset {asset.get('id')} of {full}") from None
+        raise
     finally:
         os.unlink(tmp)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from ..collect import is_disk_full, workdir_full
 from ..errors import GhvaultError
 from ..storage import Purpose, TruncatedRead, open_store, parse_location
 from ..storage.failures import state_error
@@ -60,14 +61,15 @@ class HttpCache:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False,
-                                  isolation_level=None)
-        # A scratch file, rebuilt from the state each run: no journal, no fsync.
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, "
-                        "data BLOB NOT NULL, used INTEGER NOT NULL)")
         self.lock = threading.Lock()
+        with self._space("creating"):
+            self.db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                      isolation_level=None)
+            # A scratch file, rebuilt from the state each run: no journal, no fsync.
+            self.db.execute("PRAGMA journal_mode=OFF")
+            self.db.execute("PRAGMA synchronous=OFF")
+            self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, "
+                            "data BLOB NOT NULL, used INTEGER NOT NULL)")
 
     @staticmethod
     def key(url: str) -> str:
@@ -76,7 +78,7 @@ class HttpCache:
 
     def get(self, url: str) -> dict[str, Any] | None:
         k = self.key(url)
-        with self.lock:
+        with self.lock, self._space("reading"):
             row = self.db.execute("SELECT data FROM entries WHERE key = ?", (k,)).fetchone()
             if row is None:
                 return None
@@ -85,8 +87,18 @@ class HttpCache:
 
     def put(self, url: str, entry: dict[str, Any]) -> None:
         row = (self.key(url), _pack(entry))
-        with self.lock:
+        with self.lock, self._space("writing"):
             self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, 1)", row)
+
+    @contextlib.contextmanager
+    def _space(self, doing: str) -> Iterator[None]:
+        """A full disk under the cache file as the engine's error naming it (exit 5)."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as e:
+            if is_disk_full(e):
+                raise workdir_full(self.path, f"{doing} the HTTP cache") from None
+            raise
 
     def __len__(self) -> int:
         with self.lock:
@@ -109,7 +121,7 @@ class HttpCache:
     def _insert_old(self, rows: list[tuple]) -> int:
         if not rows:
             return 0
-        with self.lock:
+        with self.lock, self._space("loading the state into"):
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, 0)", rows)
             self.db.execute("COMMIT")
@@ -210,16 +222,25 @@ class StateStore:
     def save(self, cache: HttpCache) -> None:
         """Stream this run's entries to the state (through a temporary file beside the
         cache, so memory holds one entry at a time), replacing the previous state."""
-        fd, tmp_name = tempfile.mkstemp(prefix="state-", suffix=".jsonl.gz",
-                                        dir=cache.path.parent)
+        tmp_name: str | None = None
         try:
-            with os.fdopen(fd, "wb") as out:
-                cache.write_jsonl(out)
-            self.store.put_file(self.key, tmp_name, content_type="application/gzip")
-        except (OSError, sqlite3.Error, zlib.error) as e:  # the store names its own failures
-            raise state_error(e, self.store.where(self.key), writing=True) from None
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix="state-", suffix=".jsonl.gz",
+                                                dir=cache.path.parent)
+                with os.fdopen(fd, "wb") as out:
+                    cache.write_jsonl(out)
+            except (OSError, sqlite3.Error, zlib.error) as e:
+                if is_disk_full(e):
+                    raise workdir_full(tmp_name or cache.path.parent,
+                                       "writing the state before saving it") from None
+                raise state_error(e, self.store.where(self.key), writing=True) from None
+            try:
+                self.store.put_file(self.key, tmp_name, content_type="application/gzip")
+            except (OSError, sqlite3.Error, zlib.error) as e:  # the store names its own
+                raise state_error(e, self.store.where(self.key), writing=True) from None
         finally:
-            Path(tmp_name).unlink(missing_ok=True)
+            if tmp_name is not None:
+                Path(tmp_name).unlink(missing_ok=True)
 
 
 class AssetCopies:
