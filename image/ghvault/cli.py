@@ -272,8 +272,8 @@ ARCHIVE_COMMANDS = {name: s3_failures_named(command) for name, command in (
     ("verify", verify_command), ("restore", restore_command), ("list", list_command))}
 
 
-# Kinds that come only with another: a kind is left out with the one it needs when that
-# one is excluded, and an error when --include names it without that one.
+# Kinds that come only with another (LFS objects with the git mirror, assets with their
+# releases, reviews with the pull requests): without that one they are left out.
 KIND_NEEDS = {"lfs": "git", "assets": "releases", "reviews": "pulls"}
 
 
@@ -290,14 +290,14 @@ def kinds_from(args: argparse.Namespace) -> frozenset[str]:
     chosen = (parse("--include", args.include) or set(KINDS)) - excluded
     for kind, needs in KIND_NEEDS.items():
         if kind in chosen and needs not in chosen:
-            if needs in excluded:
-                chosen.discard(kind)  # leaving out git leaves out LFS objects too
-            else:
-                raise ConfigError(f"--include names {kind} without {needs}, which {kind} "
-                                  f"comes with: add {needs} to --include or leave {kind} out")
+            chosen.discard(kind)
+            if args.include and kind in args.include.split(","):
+                log.warning("--include names %s without %s, which %s comes with: %s is left "
+                            "out", kind, needs, kind, kind)
     if not chosen:
-        raise ConfigError("--include and --exclude leave no kind to back up: exclude fewer "
-                          f"kinds (choose from {', '.join(KINDS)})")
+        raise ConfigError("--include and --exclude leave no kind to back up (lfs needs git, "
+                          "assets need releases, reviews need pulls): include more kinds or "
+                          f"exclude fewer (choose from {', '.join(KINDS)})")
     return frozenset(chosen)
 
 
