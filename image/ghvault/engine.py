@@ -141,10 +141,13 @@ class Backup:
             repos = client.paginate(f"/users/{login}/repos", {"type": "owner"})
         keep = re.compile(self.opts.repos) if self.opts.repos else None
         drop = re.compile(self.opts.exclude_repos) if self.opts.exclude_repos else None
-        out = []
+        out, seen = [], set()
         for r in repos:
             if r["owner"]["login"].lower() != login.lower():
                 continue
+            if r["name"].lower() in seen:  # listed twice (pages shift while repos are made)
+                continue
+            seen.add(r["name"].lower())
             if (not self.opts.forks and r.get("fork")) or \
                     (not self.opts.archived and r.get("archived")):
                 continue

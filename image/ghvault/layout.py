@@ -242,6 +242,13 @@ def release_asset_entries(repo: str, releases: list[dict[str, Any]]) -> list[lis
     return out
 
 
+def team_dirs(teams: list[dict[str, Any]]) -> list[str]:
+    """The `<team>` segment of every team (as the REST list gives them), unique by
+    construction: a slug that would give another team's segment becomes `<slug>@<team id>`."""
+    return _unique([(str(t.get("slug") or t.get("id")), str(t.get("id"))) for t in teams],
+                   lambda text, ident: f"{text}@{ident}")
+
+
 def _unique(names: list[tuple[str, str]], qualify: Callable[[str, str], str]) -> list[str]:
     """One segment per (text, id): `segment(text)` where no other text gives the same one,
     else `segment(qualify(text, id))`, qualified again while still taken (only crafted
@@ -439,5 +446,5 @@ __all__ = [
     "Manifest", "ManifestError", "Spec", "Streamed", "account_entry", "check_entry_name",
     "classify", "gist_entry", "gist_id_problem", "lfs_entry", "parse_manifest",
     "read_manifest", "release_asset_entries", "release_asset_entry", "repo_entry",
-    "repo_name_problem", "segment", "shown", "stream_entry", "team_entry",
+    "repo_name_problem", "segment", "shown", "stream_entry", "team_dirs", "team_entry",
 ]

@@ -14,7 +14,8 @@ import os
 import subprocess
 import zipfile
 
-from ghvault.layout import classify, release_asset_entries
+from ghvault.engine import Backup, Options
+from ghvault.layout import classify, release_asset_entries, team_dirs, team_entry
 
 from tests.conftest import TOKEN, start_sim
 from tests.engine.helpers import GHVAULT
@@ -103,3 +104,24 @@ def test_hostile_release_names_back_up_verify_and_restore_every_asset(tmp_path):
     manifest = json.loads(z.read("MANIFEST.json"))
     assert manifest["counts"]["release_assets"] == len(paths)
     assert not manifest["skipped"]
+
+
+def test_teams_whose_slugs_collide_get_their_ids():
+    teams = [{"slug": "dev", "id": 1}, {"slug": "dev", "id": 2}, {"slug": "ops", "id": 3},
+             {"slug": "a/b", "id": 4}, {"slug": "a__b", "id": 5}]
+    assert team_dirs(teams) == ["dev@1", "dev@2", "ops", "a__b@4", "a__b@5"]
+    assert team_entry(team_dirs(teams)[0], "members.json") == "account/teams/dev@1/members.json"
+
+
+def test_a_repository_listed_twice_is_backed_up_once():
+    """GitHub's pages shift while repositories are created: one may come twice."""
+    def repo(name: str) -> dict:
+        return {"name": name, "full_name": f"o/{name}", "owner": {"login": "o"}}
+
+    class Client:
+        def paginate(self, path, params=None):
+            return iter([repo("a"), repo("b"), repo("b"), repo("c"), repo("a")])
+
+    backup = Backup(Options(owner="o", dest="file:///tmp/o.zip", month="2026-10"))
+    listed = backup.list_repos(Client(), {"login": "o", "type": "User"}, None)
+    assert [r["name"] for r in listed] == ["a", "b", "c"]
