@@ -10,9 +10,12 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import __version__
 from .contract import (
@@ -80,6 +83,25 @@ def checked(check: Callable[[str], str]) -> Callable[[str], str]:
     return argument
 
 
+def check_api_url(url: str) -> str:
+    """`url` if it is an http(s) URL with a host and nothing a base URL cannot carry (user
+    name or password, query, fragment), else ValueError saying so."""
+    fix = "give the API's base URL, e.g. https://api.github.com or https://HOST/api/v3"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(f"--api-url {url!r} is not a URL: {fix}.") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--api-url {url!r} is not an http(s)://host URL: {fix}.")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"--api-url {url!r} carries credentials: {fix} (the token comes "
+                         "from GITHUB_TOKEN only).")
+    if parts.query or parts.fragment or any(c.isspace() for c in url):
+        raise ValueError(f"--api-url {url!r} has a query, a fragment or spaces: {fix}.")
+    return url
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ghvault", description="Back up whole GitHub owners into "
                                 "verifiable archives.")
@@ -95,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--month", type=checked(check_month),
                      default=datetime.now(UTC).strftime("%Y-%m"),
                      help="the month this archive stands for (default: the current month)")
-    run.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL",
-                                                         "https://api.github.com"),
+    run.add_argument("--api-url", type=checked(check_api_url),
+                     default=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
                      help="GitHub API base URL (Enterprise: https://HOST/api/v3)")
     run.add_argument("--include", help=f"comma-separated kinds to back up (default all): "
                      f"{','.join(KINDS)}")
@@ -250,6 +272,11 @@ ARCHIVE_COMMANDS = {name: s3_failures_named(command) for name, command in (
     ("verify", verify_command), ("restore", restore_command), ("list", list_command))}
 
 
+# Kinds that come only with another (LFS objects with the git mirror, assets with their
+# releases, reviews with the pull requests): without that one they are left out.
+KIND_NEEDS = {"lfs": "git", "assets": "releases", "reviews": "pulls"}
+
+
 def kinds_from(args: argparse.Namespace) -> frozenset[str]:
     def parse(flag: str, text: str | None) -> set[str]:
         items = {k.strip() for k in (text or "").split(",") if k.strip()}
@@ -259,8 +286,58 @@ def kinds_from(args: argparse.Namespace) -> frozenset[str]:
                               f"from {', '.join(KINDS)}")
         return items
 
-    chosen = parse("--include", args.include) or set(KINDS)
-    return frozenset(chosen - parse("--exclude", args.exclude))
+    excluded = parse("--exclude", args.exclude)
+    chosen = (parse("--include", args.include) or set(KINDS)) - excluded
+    for kind, needs in KIND_NEEDS.items():
+        if kind in chosen and needs not in chosen:
+            chosen.discard(kind)
+            if args.include and kind in args.include.split(","):
+                log.warning("--include names %s without %s, which %s comes with: %s is left "
+                            "out", kind, needs, kind, kind)
+    if not chosen:
+        raise ConfigError("--include and --exclude leave no kind to back up (lfs needs git, "
+                          "assets need releases, reviews need pulls): include more kinds or "
+                          f"exclude fewer (choose from {', '.join(KINDS)})")
+    return frozenset(chosen)
+
+
+def check_workdir(workdir: str | None) -> str:
+    """The scratch directory (--workdir, else the system's), once a directory can be made
+    in it; ConfigError naming it otherwise."""
+    where = workdir or tempfile.gettempdir()
+    if not os.path.isdir(where):
+        raise ConfigError(f"--workdir {where!r} is not an existing directory: create it or "
+                          "choose another")
+    try:
+        tempfile.TemporaryDirectory(prefix="ghvault-check-", dir=where).cleanup()
+    except OSError as e:
+        raise ConfigError(f"--workdir {where!r} is not writable ({e.strerror or e}): fix its "
+                          "permissions or choose another") from None
+    return where
+
+
+def check_state(state: str | None) -> None:
+    """ConfigError now, before any GitHub or S3 work, when --state cannot be the state's
+    place: not a location, or a local path that is not (and cannot become) a writable
+    directory. (An S3 prefix is read before any GitHub request.)"""
+    if state is None:
+        return
+    from .storage import parse_location
+
+    where = parse_location(state, "--state", kind="prefix")
+    if where.is_s3:
+        return
+    path = Path(where.root)
+    existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
+    if existing != path and not existing.is_dir():
+        raise ConfigError(f"--state {state!r} lies under {str(existing)!r}, which is not a "
+                          "directory: name a directory or an s3:// prefix")
+    if existing == path and not path.is_dir():
+        raise ConfigError(f"--state {state!r} is not a directory: name a directory (it is "
+                          "created when missing) or an s3:// prefix")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--state {state!r} cannot be written ({str(existing)!r} is not "
+                          "writable): fix its permissions or choose another")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,8 +387,11 @@ def run(args: argparse.Namespace) -> int:
             re.compile(getattr(args, flag) or "")
         except re.error as e:
             raise ConfigError(f"--{flag.replace('_', '-')} is not a valid regex ({e})") from None
+    kinds = kinds_from(args)
+    check_workdir(args.workdir)
+    check_state(args.state)
     opts = Options(owner=args.owner, dest=args.dest, month=args.month,
-                   api_url=args.api_url, kinds=kinds_from(args), repos=args.repos,
+                   api_url=args.api_url, kinds=kinds, repos=args.repos,
                    exclude_repos=args.exclude_repos, forks=not args.no_forks,
                    archived=not args.no_archived, concurrency=args.concurrency,
                    git_concurrency=args.git_concurrency, state=args.state,

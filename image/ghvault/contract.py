@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -72,6 +73,9 @@ OWNER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 SIDECAR_SUFFIX = ".manifest.json"  # the manifest beside the archive: `<key>.manifest.json`
 ARCHIVE_SUFFIX = ".zip"
 
+FIRST_MONTH = "2008-01"  # GitHub launched in 2008: no backup stands for an earlier month
+LATEST_ZONE_AHEAD = timedelta(hours=14)  # UTC+14, the time zone furthest ahead
+
 _MONTH = re.compile(MONTH_PATTERN)
 _OWNER = re.compile(OWNER_PATTERN)
 # {prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip, the prefix optional.
@@ -86,10 +90,29 @@ class ArchiveId(NamedTuple):
     month: str  # YYYY-MM
 
 
-def check_month(month: str) -> str:
-    """`month` if it is YYYY-MM, else ValueError saying so."""
+def _month_grammar(month: str) -> str:
+    """`month` if it is YYYY-MM (any year), else ValueError saying so."""
     if not isinstance(month, str) or not _MONTH.fullmatch(month):
         raise ValueError(f"month {month!r} is not YYYY-MM (for example 2026-10).")
+    return month
+
+
+def latest_month(now: datetime | None = None) -> str:
+    """The latest month a backup may stand for: the current month in the time zone furthest
+    ahead of UTC (UTC+14), so a schedule in any time zone, or a clock a little ahead, can
+    name its own month."""
+    ahead = (now or datetime.now(UTC)).astimezone(UTC) + LATEST_ZONE_AHEAD
+    return f"{ahead.year:04d}-{ahead.month:02d}"
+
+
+def check_month(month: str, now: datetime | None = None) -> str:
+    """`month` if it is YYYY-MM between FIRST_MONTH (GitHub's launch) and the current month
+    (see `latest_month`), else ValueError saying so. Keys (`archive_key`) take any YYYY-MM."""
+    _month_grammar(month)
+    latest = latest_month(now)
+    if not FIRST_MONTH <= month <= latest:
+        raise ValueError(f"month {month!r} is outside {FIRST_MONTH} (GitHub's launch) to "
+                         f"{latest} (the current month): choose a month in that range.")
     return month
 
 
@@ -102,13 +125,13 @@ def check_owner(owner: str) -> str:
 
 
 def previous_month(month: str) -> str:
-    year, mm = (int(x) for x in check_month(month).split("-"))
+    year, mm = (int(x) for x in _month_grammar(month).split("-"))
     return f"{year - 1}-12" if mm == 1 else f"{year}-{mm - 1:02d}"
 
 
 def archive_key(prefix: str | None, owner: str, month: str) -> str:
     """`{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`; no leading slash without prefix."""
-    year, mm = check_month(month).split("-")
+    year, mm = _month_grammar(month).split("-")
     name = f"{check_owner(owner)}/{year}/{mm}/{owner}-{month}{ARCHIVE_SUFFIX}"
     prefix = (prefix or "").strip("/")
     return f"{prefix}/{name}" if prefix else name
@@ -159,8 +182,8 @@ def parse_summary(lines: Iterable[str]) -> dict[str, Any] | None:
 
 
 __all__ = [
-    "ARCHIVE_SUFFIX", "EXIT_MEANINGS", "KINDS", "MONTH_PATTERN", "OWNER_PATTERN",
+    "ARCHIVE_SUFFIX", "EXIT_MEANINGS", "FIRST_MONTH", "KINDS", "MONTH_PATTERN", "OWNER_PATTERN",
     "RETRYABLE_EXITS", "SIDECAR_SUFFIX", "SUMMARY_FIELDS", "ArchiveId", "Exit", "archive_key",
-    "check_month", "check_owner", "parse_archive_key", "parse_summary", "previous_month",
-    "sidecar_key", "summary_line",
+    "check_month", "check_owner", "latest_month", "parse_archive_key", "parse_summary",
+    "previous_month", "sidecar_key", "summary_line",
 ]

@@ -27,7 +27,7 @@ from typing import Any
 from . import __version__
 from .archive import ArchiveWriter
 from .bundles import stream_bundle
-from .collect import KINDS, Job, Ledger
+from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata
 from .contract import SIDECAR_SUFFIX
@@ -141,10 +141,13 @@ class Backup:
             repos = client.paginate(f"/users/{login}/repos", {"type": "owner"})
         keep = re.compile(self.opts.repos) if self.opts.repos else None
         drop = re.compile(self.opts.exclude_repos) if self.opts.exclude_repos else None
-        out = []
+        out, seen = [], set()
         for r in repos:
             if r["owner"]["login"].lower() != login.lower():
                 continue
+            if r["name"].lower() in seen:  # listed twice (pages shift while repos are made)
+                continue
+            seen.add(r["name"].lower())
             if (not self.opts.forks and r.get("fork")) or \
                     (not self.opts.archived and r.get("archived")):
                 continue
@@ -312,6 +315,10 @@ class Backup:
                 error = failed.exception()
                 if isinstance(error, GitError) and "authentication" in str(error).lower():
                     raise AuthError(str(error)) from None
+                if isinstance(error, (OSError, GitError)) and is_disk_full(error):
+                    # git mirrors, LFS objects and scratch files: the work directory is full
+                    where = getattr(error, "filename", None) or job.workdir
+                    raise workdir_full(where, str(error)) from None
                 raise error
 
     def manifest(self, profile: dict[str, Any], client: GitHubClient) -> dict[str, Any]:

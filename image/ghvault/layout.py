@@ -23,6 +23,7 @@ import re
 import unicodedata
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -246,6 +247,54 @@ def release_asset_entry(repo: str, tag: str, asset: str) -> str:
     return _check(f"repos/{repo}/releases/{segment(tag)}/{segment(asset)}")
 
 
+def release_asset_entries(repo: str, releases: list[dict[str, Any]]) -> list[list[str]]:
+    """The entry of every asset of a repository's releases (as the REST list gives them),
+    release by release and asset by asset: `repos/<repo>/releases/<tag>/<asset>`, unique
+    by construction. Where two releases' tags would make the same directory (two drafts
+    with one tag; `release/1.0` beside `release__1.0`), each of them becomes
+    `<tag>@<release id>`; where two assets of a release would make the same file (`.` and
+    `..`; `a<NUL>b` and `a_b`), each becomes `<asset id>-<asset>`. Names are compared
+    case-insensitively, so a restore onto a case-insensitive disk keeps them apart too.
+    """
+    def tag_of(release: dict[str, Any]) -> str:
+        return str(release.get("tag_name") or release.get("id"))
+
+    dirs = _unique([(tag_of(r), str(r.get("id"))) for r in releases],
+                   lambda text, ident: f"{text}@{ident}")
+    out = []
+    for release, folder in zip(releases, dirs, strict=True):
+        assets = release.get("assets") or []
+        files = _unique([(str(a.get("name") or ""), str(a.get("id"))) for a in assets],
+                        lambda text, ident: f"{ident}-{text}")
+        out.append([_check(f"repos/{repo}/releases/{folder}/{file}") for file in files])
+    return out
+
+
+def team_dirs(teams: list[dict[str, Any]]) -> list[str]:
+    """The `<team>` segment of every team (as the REST list gives them), unique by
+    construction: a slug that would give another team's segment becomes `<slug>@<team id>`."""
+    return _unique([(str(t.get("slug") or t.get("id")), str(t.get("id"))) for t in teams],
+                   lambda text, ident: f"{text}@{ident}")
+
+
+def _unique(names: list[tuple[str, str]], qualify: Callable[[str, str], str]) -> list[str]:
+    """One segment per (text, id): `segment(text)` where no other text gives the same one,
+    else `segment(qualify(text, id))`, qualified again while still taken (only crafted
+    names, or repeated ids, get that far)."""
+    plain = [segment(text) for text, _ in names]
+    clashes = Counter(p.casefold() for p in plain)
+    taken: set[str] = set()
+    out = []
+    for (text, ident), seg in zip(names, plain, strict=True):
+        if clashes[seg.casefold()] > 1:
+            seg = segment(text := qualify(text, ident))
+        while seg.casefold() in taken:
+            seg = segment(text := qualify(text, ident))
+        taken.add(seg.casefold())
+        out.append(seg)
+    return out
+
+
 def gist_entry(gist: str, file: str) -> str:
     """`gists/<gist>/<file>` for gist.json or git.bundle."""
     return _check(f"gists/{gist}/{file}")
@@ -441,6 +490,6 @@ __all__ = [
     "RELEASE_ASSET", "REPO_FILES", "SPECS", "TEAM_FILES", "Entry", "Expected", "LayoutError",
     "Manifest", "ManifestError", "Spec", "Streamed", "account_entry", "check_entry_name",
     "classify", "fit_segment", "gist_entry", "gist_id_problem", "lfs_entry", "parse_manifest",
-    "read_manifest", "release_asset_entry", "repo_entry", "repo_name_problem", "segment",
-    "shown", "stream_entry", "team_entry",
+    "read_manifest", "release_asset_entries", "release_asset_entry", "repo_entry",
+    "repo_name_problem", "segment", "shown", "stream_entry", "team_dirs", "team_entry",
 ]

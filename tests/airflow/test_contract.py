@@ -50,7 +50,8 @@ def test_the_engine_accepts_exactly_the_contract_kinds():
     assert len(set(KINDS)) == len(KINDS) and all(re.fullmatch(r"[a-z_]+", k) for k in KINDS)
     args = cli.build_parser().parse_args(["run", "--owner", "o", "--dest", "file:///x.zip",
                                           "--exclude", "git"])
-    assert cli.kinds_from(args) == frozenset(KINDS) - {"git"}
+    # LFS objects come with the git mirror: leaving out git leaves them out too
+    assert cli.kinds_from(args) == frozenset(KINDS) - {"git", "lfs"}
     with pytest.raises(errors.ConfigError):
         cli.kinds_from(cli.build_parser().parse_args(
             ["run", "--owner", "o", "--dest", "file:///x.zip", "--include", "everything"]))
@@ -189,8 +190,24 @@ def operator_key(owner: str, month: str, prefix: str) -> dict:
     return op._result(settings, resolved_month, key, None)
 
 
+@pytest.mark.parametrize("month", ["1999-01", "2007-12", "2099-01"])
+def test_operator_and_engine_refuse_the_same_months(month):
+    """Months from 2008-01 (GitHub's launch) to the current month, on both sides: the
+    operator fails before starting the engine, with the engine's own sentence."""
+    from operators.engine import EngineConfigError
+
+    with pytest.raises(ValueError) as engine_side:
+        contract.check_month(month)
+    with pytest.raises(EngineConfigError) as airflow:
+        operator_key("octocat", month, "github")
+    assert str(airflow.value) == str(engine_side.value) and "2008-01" in str(airflow.value)
+    proc = subprocess.run([GHVAULT, "run", "--owner", "octocat", "--month", month, "--dest",
+                           "s3://b/k.zip"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == Exit.CONFIG and str(engine_side.value) in proc.stderr
+
+
 @pytest.mark.parametrize("owner, month, prefix", [
-    ("octocat", "2026-10", "github"), ("octo-org", "2027-01", "backups/gh"),
+    ("octocat", "2026-10", "github"), ("octo-org", "2025-01", "backups/gh"),
     ("ent_user_x", "2026-12", ""), ("a.b", "2026-01", "/deep/prefix/")])
 def test_operator_keys_parse_back_to_their_owner_and_month(owner, month, prefix):
     from operators.sensors import BackupArchiveSensor

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from . import shapes as s
 from .model import Issue, Repo
@@ -538,7 +539,9 @@ def serve_download(handler: Handler, sim: Simulator, token: str) -> None:
     if sim.faults.cut_download():
         sim.stats.fault("download-cut")
         handler.cut_body = True
-    handler.send(200, asset.data, {"Content-Disposition": f"attachment; filename={asset.name}"},
+    # RFC 6266's encoded form: any name (a newline, a NUL) stays inside its header.
+    disposition = f"attachment; filename*=UTF-8''{quote(asset.name, safe='')}"
+    handler.send(200, asset.data, {"Content-Disposition": disposition},
                  "application/octet-stream")
 
 

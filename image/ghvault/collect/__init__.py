@@ -7,12 +7,32 @@ where it saves requests.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..contract import KINDS as KINDS  # the kinds are part of the contract with Airflow
+from ..errors import DestinationError
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A write failed for want of space: ENOSPC (or EDQUOT, a quota), or SQLite's
+    SQLITE_FULL, or git saying so."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
+            "database or disk is full" in str(exc)
+    return "no space left on device" in str(exc).lower()
+
+
+def workdir_full(where: str | Path, doing: str) -> DestinationError:
+    """The error for a full work directory (exit 5, as every full disk), naming the path."""
+    return DestinationError(f"No space left on the device of the work directory '{where}' "
+                            f"({doing}): free space there or choose another --workdir")
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import NotFound, OptionalDenied
-from ..layout import account_entry, team_entry
+from ..layout import account_entry, team_dirs, team_entry
 from . import Job
 
 
@@ -33,10 +33,10 @@ def collect_account(job: Job, profile: dict[str, Any]) -> None:
     if profile.get("type") == "Organization":
         _account_list(job, "members", f"/orgs/{login}/members", "members")
         teams = _account_list(job, "teams", f"/orgs/{login}/teams", "teams")
-        for team in teams:
+        for team, folder in zip(teams, team_dirs(teams), strict=True):
             slug = team["slug"]
             for file in ("members", "repos"):
-                _list(job, f"teams/{slug}/{file}", team_entry(slug, f"{file}.json"),
+                _list(job, f"teams/{slug}/{file}", team_entry(folder, f"{file}.json"),
                       f"/orgs/{login}/teams/{slug}/{file}")
         return
     _account_list(job, "followers", f"/users/{login}/followers", "followers")

@@ -15,8 +15,8 @@ import tempfile
 from typing import Any
 
 from ..errors import NotFound, OptionalDenied
-from ..layout import release_asset_entry, repo_entry
-from . import Job
+from ..layout import release_asset_entries, repo_entry
+from . import Job, is_disk_full, workdir_full
 from .reviews import collect_reviews
 
 log = logging.getLogger("ghvault.collect")
@@ -139,28 +139,47 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any]) -> None:
 
 
 def collect_releases(job: Job, repo: dict[str, Any]) -> None:
+    """releases.json (the releases as listed, each asset with its `archive_path` once it is
+    in the archive) and, with `assets`, every asset under a name unique by construction
+    (see layout.release_asset_entries)."""
     full = repo["full_name"]
     releases = list(job.client.paginate(f"/repos/{full}/releases"))
-    job.archive.add_json(repo_entry(repo["name"], "releases.json"), releases)
     job.ledger.add("releases", len(releases))
-    if not job.wants("assets"):
-        return
-    for release in releases:
-        # The release list already carries its assets: no request per release.
-        for asset in release.get("assets") or []:
-            tag = release.get("tag_name") or str(release["id"])
-            name = release_asset_entry(repo["name"], tag, asset["name"])
-            fd, tmp = tempfile.mkstemp(prefix="asset-", dir=job.workdir)
-            os.close(fd)
-            try:
-                if job.assets is None or not job.assets.fetch(asset, tmp):
-                    job.client.download(asset["url"], tmp)
-                    if job.assets is not None:
-                        job.assets.keep(asset, tmp)
-                job.archive.add_file(name, tmp)
-                job.ledger.add("release_assets")
-            except NotFound as e:
-                job.ledger.skip(f"{full} asset {asset['name']}", str(e))
-            finally:
-                os.unlink(tmp)
+    if job.wants("assets"):
+        entries = release_asset_entries(repo["name"], releases)
+        releases = [{**release, "assets": [
+            _archive_asset(job, full, asset, name)
+            for asset, name in zip(release.get("assets") or [], names, strict=True)]}
+            for release, names in zip(releases, entries, strict=True)]
+    job.archive.add_json(repo_entry(repo["name"], "releases.json"), releases)
 
+
+def _archive_asset(job: Job, full: str, asset: dict[str, Any], name: str) -> dict[str, Any]:
+    """The asset's bytes into the archive entry `name` (from the state's copy when there is
+    a good one); the asset's metadata with `archive_path`, or as listed when skipped."""
+    # The release list already carries its assets: no request per release.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="asset-", dir=job.workdir)
+    except OSError as e:
+        if is_disk_full(e):
+            raise workdir_full(job.workdir, f"downloading asset {asset.get('id')} of {full}"
+                               ) from None
+        raise
+    os.close(fd)
+    try:
+        if job.assets is None or not job.assets.fetch(asset, tmp):
+            job.client.download(asset["url"], tmp)
+            if job.assets is not None:
+                job.assets.keep(asset, tmp)
+        job.archive.add_file(name, tmp)
+        job.ledger.add("release_assets")
+        return {**asset, "archive_path": name}
+    except NotFound as e:
+        job.ledger.skip(f"{full} asset {asset['name']}", str(e))
+        return asset
+    except OSError as e:
+        if is_disk_full(e):
+            raise workdir_full(tmp, f"downloading asset {asset.get('id')} of {full}") from None
+        raise
+    finally:
+        os.unlink(tmp)

@@ -20,12 +20,14 @@ requests, as a first month does.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
 import io
 import json
 import logging
 import os
-import shutil
+import re
 import sqlite3
 import tempfile
 import threading
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from ..collect import is_disk_full, workdir_full
 from ..errors import GhvaultError
 from ..storage import Purpose, TruncatedRead, open_store, parse_location
 from ..storage.failures import state_error
@@ -45,6 +48,8 @@ STATE_NAME = "http-cache.jsonl.gz"
 OLD_STATE_NAME = "http-cache.json.gz"  # format 1
 BATCH = 200  # entries per SQLite transaction while loading
 COPY_CHUNK = 1 << 20
+SHA_SUFFIX = ".sha256"  # beside an asset's copy: the SHA-256 it had when kept
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class HttpCache:
@@ -56,14 +61,15 @@ class HttpCache:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False,
-                                  isolation_level=None)
-        # A scratch file, rebuilt from the state each run: no journal, no fsync.
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, "
-                        "data BLOB NOT NULL, used INTEGER NOT NULL)")
         self.lock = threading.Lock()
+        with self._space("creating"):
+            self.db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                      isolation_level=None)
+            # A scratch file, rebuilt from the state each run: no journal, no fsync.
+            self.db.execute("PRAGMA journal_mode=OFF")
+            self.db.execute("PRAGMA synchronous=OFF")
+            self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, "
+                            "data BLOB NOT NULL, used INTEGER NOT NULL)")
 
     @staticmethod
     def key(url: str) -> str:
@@ -72,7 +78,7 @@ class HttpCache:
 
     def get(self, url: str) -> dict[str, Any] | None:
         k = self.key(url)
-        with self.lock:
+        with self.lock, self._space("reading"):
             row = self.db.execute("SELECT data FROM entries WHERE key = ?", (k,)).fetchone()
             if row is None:
                 return None
@@ -81,8 +87,18 @@ class HttpCache:
 
     def put(self, url: str, entry: dict[str, Any]) -> None:
         row = (self.key(url), _pack(entry))
-        with self.lock:
+        with self.lock, self._space("writing"):
             self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, 1)", row)
+
+    @contextlib.contextmanager
+    def _space(self, doing: str) -> Iterator[None]:
+        """A full disk under the cache file as the engine's error naming it (exit 5)."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as e:
+            if is_disk_full(e):
+                raise workdir_full(self.path, f"{doing} the HTTP cache") from None
+            raise
 
     def __len__(self) -> int:
         with self.lock:
@@ -105,7 +121,7 @@ class HttpCache:
     def _insert_old(self, rows: list[tuple]) -> int:
         if not rows:
             return 0
-        with self.lock:
+        with self.lock, self._space("loading the state into"):
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, 0)", rows)
             self.db.execute("COMMIT")
@@ -206,25 +222,37 @@ class StateStore:
     def save(self, cache: HttpCache) -> None:
         """Stream this run's entries to the state (through a temporary file beside the
         cache, so memory holds one entry at a time), replacing the previous state."""
-        fd, tmp_name = tempfile.mkstemp(prefix="state-", suffix=".jsonl.gz",
-                                        dir=cache.path.parent)
+        tmp_name: str | None = None
         try:
-            with os.fdopen(fd, "wb") as out:
-                cache.write_jsonl(out)
-            self.store.put_file(self.key, tmp_name, content_type="application/gzip")
-        except (OSError, sqlite3.Error, zlib.error) as e:  # the store names its own failures
-            raise state_error(e, self.store.where(self.key), writing=True) from None
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix="state-", suffix=".jsonl.gz",
+                                                dir=cache.path.parent)
+                with os.fdopen(fd, "wb") as out:
+                    cache.write_jsonl(out)
+            except (OSError, sqlite3.Error, zlib.error) as e:
+                if is_disk_full(e):
+                    raise workdir_full(tmp_name or cache.path.parent,
+                                       "writing the state before saving it") from None
+                raise state_error(e, self.store.where(self.key), writing=True) from None
+            try:
+                self.store.put_file(self.key, tmp_name, content_type="application/gzip")
+            except (OSError, sqlite3.Error, zlib.error) as e:  # the store names its own
+                raise state_error(e, self.store.where(self.key), writing=True) from None
         finally:
-            Path(tmp_name).unlink(missing_ok=True)
+            if tmp_name is not None:
+                Path(tmp_name).unlink(missing_ok=True)
 
 
 class AssetCopies:
-    """Copies of release assets kept with the state, `{state}/{owner}/assets/{id}-{size}`.
+    """Copies of release assets kept with the state, `{state}/{owner}/assets/{id}-{size}`,
+    each with the SHA-256 it had when kept beside it (`{id}-{size}.sha256`).
 
     A release asset's bytes never change under its id (GitHub replaces an asset by
     deleting it and uploading a new one), and every download costs a request from the
-    rate limit. With --state the archive's copy comes from here after the first month;
-    the archive is still complete and self-contained.
+    rate limit. With --state the archive's copy comes from here after the first month,
+    once it hashes to the recorded SHA-256 (and to the asset's own `digest`, when GitHub
+    gives one); any other copy is logged, dropped and downloaded again, and the download
+    replaces it. The archive is still complete and self-contained.
     """
 
     def __init__(self, state: StateStore):
@@ -235,20 +263,52 @@ class AssetCopies:
         return f"{self.owner}/assets/{int(asset['id'])}-{int(asset.get('size') or 0)}"
 
     def fetch(self, asset: dict[str, Any], dest: str) -> bool:
-        """Write the kept copy to `dest`; False when there is none (or it is damaged)."""
-        want = int(asset.get("size") or 0)
+        """Write the kept copy to `dest`; False when there is none, or it does not hash to
+        the SHA-256 recorded when it was kept (then `dest` is left empty)."""
+        key, want = self._key(asset), int(asset.get("size") or 0)
         try:
-            info = self.store.head(self._key(asset))
+            recorded = self.store.get(key + SHA_SUFFIX)
+            if recorded is None:
+                return False  # never kept (or by a version that did not record it)
+            expected = recorded.decode("ascii", "replace").strip()
+            digest = str(asset.get("digest") or "")
+            if not _SHA256.fullmatch(expected):
+                return self._drop(asset, key, dest, "its recorded SHA-256 is unreadable")
+            if digest.startswith("sha256:") and digest[7:] != expected:
+                return self._drop(asset, key, dest, "GitHub's digest of the asset differs "
+                                  "from the SHA-256 recorded with the copy")
+            info = self.store.head(key)
             if info is None or info.size != want:
-                return False
-            with self.store.open_read(self._key(asset), want) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, COPY_CHUNK)
+                return self._drop(asset, key, dest, "it is missing" if info is None else
+                                  f"it has {info.size} bytes where the asset has {want}")
+            h = hashlib.sha256()
+            with self.store.open_read(key, want) as src, open(dest, "wb") as out:
+                while data := src.read(COPY_CHUNK):
+                    h.update(data)
+                    out.write(data)
+            if h.hexdigest() != expected:
+                return self._drop(asset, key, dest, "its SHA-256 differs from the one "
+                                  "recorded when it was kept (damaged)")
             return True
-        except Exception:  # noqa: BLE001 - a missing or unreadable copy means: download it
-            return False
+        except Exception as e:  # noqa: BLE001 - an unreadable copy means: download it
+            return self._drop(asset, key, dest, f"it cannot be read ({e})")
+
+    def _drop(self, asset: dict[str, Any], key: str, dest: str, why: str) -> bool:
+        log.warning("not using the copy of asset %s (%s) at %s: %s; downloading it again",
+                    asset.get("id"), asset.get("name"), self.store.where(key), why)
+        with contextlib.suppress(OSError):
+            open(dest, "wb").close()
+        return False
 
     def keep(self, asset: dict[str, Any], path: str) -> None:
+        """Keep the downloaded file at `path` as the asset's copy, then its SHA-256."""
         try:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while data := f.read(COPY_CHUNK):
+                    h.update(data)
             self.store.put_file(self._key(asset), path)
+            self.store.put(self._key(asset) + SHA_SUFFIX, h.hexdigest().encode() + b"\n",
+                           content_type="text/plain")
         except Exception as e:  # noqa: BLE001 - the backup itself does not depend on it
             log.warning("could not keep a copy of asset %s in the state (%s)", asset.get("id"), e)
