@@ -70,6 +70,7 @@ def write_atomically(path: Path, fill: Callable[[BinaryIO], object], purpose: Pu
     """`fill(file)` writes a partial file beside `path`; it is fsynced and renamed to
     `path`, the directories above created first."""
     tmp = partial_path(path)
+    remove_stale_partials(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
