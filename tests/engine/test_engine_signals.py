@@ -219,6 +219,31 @@ def test_a_second_signal_does_not_cut_the_clean_up_short(slow_sim, moto_server, 
     assert list(workdir.iterdir()) == []
 
 
+def test_jobs_waiting_out_a_rate_limit_do_not_hold_the_exit(moto_server, bucket, tmp_path):
+    import requests
+
+    running, stop_sim = start_sim(faults=Faults.parse("", 50), git_kbps=64)
+    try:
+        workdir = tmp_path / "work"
+        workdir.mkdir()
+        s3 = moto_server.client("s3")
+        proc = start_engine(running, moto_server, f"s3://{bucket}/{KEY}", workdir)
+        wait_until(lambda: s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), 60,
+                   "multipart upload", proc)
+        # from now on every API answer is a secondary rate limit asking for a minute's wait
+        requests.post(f"{running.root}/_sim/faults", data="secondary:1,retry-after=60",
+                      verify=str(running.ca), timeout=30).raise_for_status()
+        wait_until(lambda: running.stats().get("faults", {}).get("secondary", 0) >= 2, 30,
+                   "rate-limited requests", proc)
+        took, out, err = stop_with(proc, signal.SIGTERM)
+        assert_stopped(proc, took, out, err, 143, "SIGTERM")
+        assert "still busy" in err  # abandoned, not waited for
+        assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+        assert list(workdir.iterdir()) == []
+    finally:
+        stop_sim()
+
+
 # the pieces ---------------------------------------------------------------------------------
 
 
