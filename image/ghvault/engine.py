@@ -107,10 +107,11 @@ class StopRequest:
             return
         self.signum = signum
         if self._held:
-            log.warning("%s received: stopping once %s", name, self._held[-1])
+            log.warning("%s received while %s: letting that finish first", name,
+                        self._held[-1])
             return
-        log.warning("%s received: stopping (git killed, upload aborted, scratch directory "
-                    "removed)", name)
+        log.warning("%s received: stopping (killing git, aborting the upload, removing the "
+                    "scratch directory)", name)
         raise Interrupted(signum)
 
     @contextmanager
@@ -445,6 +446,9 @@ class Backup:
                                                                 sort_keys=True).encode())
                     if store and cache is not None:
                         store.save(cache)
+                if self.stop.signum is not None:
+                    log.warning("%s came while publishing: the archive, its sidecar and the "
+                                "state were written first", signal_name(self.stop.signum))
             except BaseException:
                 if sink is not None:
                     with self.stop.held("the upload is aborted", then_stop=False):

@@ -104,8 +104,9 @@ class Gate:
     """Holds the first request `matches(method, target)` picks until released, then drops
     it: the engine waits on it, at a known step, for as long as the test needs."""
 
-    def __init__(self, matches) -> None:
+    def __init__(self, matches, then: str | None = "drop") -> None:
         self.matches = matches
+        self.then = then  # "drop", or None: forward it once released
         self.reached = threading.Event()
         self.release = threading.Event()
 
@@ -113,7 +114,7 @@ class Gate:
         if not self.reached.is_set() and self.matches(method, target):
             self.reached.set()
             self.release.wait(120)
-            return "drop"
+            return self.then
         return None
 
 
@@ -253,3 +254,29 @@ def test_a_file_backup_killed_between_archive_and_sidecar_is_told_and_repaired(
     assert ghvault(moto_server, "verify", str(dest)).returncode == 0
     assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name, dest.name +
                                                              ".manifest.json"]  # FIFO gone
+
+
+def test_a_signal_while_publishing_lets_the_archive_sidecar_and_state_be_written(
+        sim, moto_server, versioned):
+    url = f"s3://{versioned}/{KEY}"
+    gate = Gate(put_of(".zip.manifest.json"), then=None)  # a slow sidecar write
+    with S3Proxy(moto_server.endpoint, gate.decide) as proxy:
+        proc = subprocess.Popen(run_args(sim, url, "--state", f"s3://{versioned}/state/"),
+                                env=env_for(sim, moto_server, proxy.url),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert gate.reached.wait(120), "the run never wrote its sidecar"
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+        finally:
+            gate.release.set()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "SIGTERM received while the archive, its sidecar and the state are written: " \
+        "letting that finish first" in err
+    assert "SIGTERM came while publishing" in err
+    assert json.loads(out.strip().splitlines()[-1])["owner"] == OWNER  # the summary
+    s3 = moto_server.client("s3")
+    assert s3.list_objects_v2(Bucket=versioned, Prefix="state/")["KeyCount"] >= 1
+    checked = ghvault(moto_server, "verify", url)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
