@@ -76,8 +76,9 @@ class StopRequest:
     """How a run stops: on a signal, or when one of its jobs fails.
 
     The first SIGTERM or SIGINT raises Interrupted in the main thread at once (even in the
-    middle of a wait or a sleep), unless the main thread is in a `held` step: starting the
-    upload, publishing, cleaning up. Those finish first; then `held(then_stop=True)`
+    middle of a request or a sleep; while the jobs run, at its next look at them, within a
+    quarter of a second), unless the main thread is in a `held` step: starting the upload,
+    publishing, cleaning up. Those finish first; then `held(then_stop=True)`
     raises, the others let the run carry on to its end. The way out (`Backup.run`) aborts
     the upload and removes the scratch directory; `halt()` sets the event that jobs check
     before each request and git command, and kills the git children. Later signals are
@@ -106,18 +107,20 @@ class StopRequest:
             log.warning("%s received: already stopping", name)
             return
         self.signum = signum
-        if self._held:
+        if self._held and self._held[-1] is not None:
             log.warning("%s received while %s: letting that finish first", name,
                         self._held[-1])
             return
         log.warning("%s received: stopping (killing git, aborting the upload, removing the "
                     "scratch directory)", name)
-        raise Interrupted(signum)
+        if not self._held:
+            raise Interrupted(signum)  # else at the end of the `held()` block, in a moment
 
     @contextmanager
-    def held(self, step: str, then_stop: bool = True) -> Iterator[None]:
+    def held(self, step: str | None = None, then_stop: bool = True) -> Iterator[None]:
         """A step a signal does not cut short. With `then_stop`, a signal that came during
-        it raises Interrupted once it is done."""
+        it raises Interrupted once it is done. A step without a name is a short one (a
+        wait with a timeout): the signal is logged as stopping the run at once."""
         self._held.append(step)
         try:
             yield
@@ -481,8 +484,12 @@ class Backup:
                 futures.append(gp.submit(self.repo_git, job, git, repo))
             for g in gists:
                 futures.append(gp.submit(self.gist, job, git, g))
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in done if f.exception()), None)
+            while True:  # a signal waits for the next look (the wait's locks stay sound)
+                with self.stop.held():
+                    done, left = wait(futures, timeout=0.25, return_when=FIRST_EXCEPTION)
+                failed = next((f for f in done if f.exception()), None)
+                if failed is not None or not left:
+                    break
             if failed is not None:
                 error = failed.exception()
                 if isinstance(error, GitError) and "authentication" in str(error).lower():
