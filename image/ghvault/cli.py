@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         return ARCHIVE_COMMANDS[args.command](args, sys.argv[1:] if argv is None else argv)
     except GhvaultError as e:
-        print(f"ghvault: error: {scrubber.scrub(str(e))}", file=sys.stderr)
+        print(f"ghvault: error: {scrubber.scrub(str(e))}", file=sys.stderr, flush=True)
+        leave_promptly(int(e.exit_code))
         return int(e.exit_code)
     except KeyboardInterrupt as e:  # SIGINT; SIGTERM or SIGINT during a run (Interrupted)
         for sig in (signal.SIGTERM, signal.SIGINT):  # the stop is done: on the way out
@@ -303,15 +304,20 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+# Threads a run starts (its job pools, the S3 part uploader): see leave_promptly.
+RUN_THREADS = ("api_", "git_", "s3-part_")
+
+
 def leave_promptly(code: int, grace: float = 2.0) -> None:
-    """After a stop, end the process with `code` now if threads the run started are still
-    busy after `grace` seconds (a request waiting out a rate limit, say): the interpreter
-    would otherwise wait for them at exit. Their work was abandoned and cleaned up."""
+    """After a stop or a failure, end the process with `code` now if jobs of the run are
+    still busy after `grace` seconds (a request waiting out a rate limit, say): the
+    interpreter would otherwise wait for them at exit. Their work was abandoned and
+    cleaned up; only the run's own threads count."""
     deadline = time.monotonic() + grace
 
     def busy() -> list[threading.Thread]:
         return [t for t in threading.enumerate()
-                if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+                if t.name.startswith(RUN_THREADS) and not t.daemon and t.is_alive()]
 
     for thread in busy():
         thread.join(max(0.0, deadline - time.monotonic()))
