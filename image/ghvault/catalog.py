@@ -2,9 +2,11 @@
 
 Archive keys are laid out as `contract.archive_key` builds them. For each one the catalogue
 gives its size, storage class, whether it must be restored from Glacier before it can be
-read (and whether that restore is done), and whether its sidecar manifest is there.
-Months missing between an owner's first and last archive are listed as gaps: what a
-backfill must fill.
+read (and whether that restore is done), and whether its sidecar manifest is there and
+was written after it: a sidecar older than its archive belongs to an earlier run (the run
+that wrote the archive stopped before its sidecar; `ghvault verify` tells for sure), and
+with bucket versioning the version of the archive it describes is named. Months missing
+between an owner's first and last archive are listed as gaps: what a backfill must fill.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any
 
 from .contract import SIDECAR_SUFFIX, parse_archive_key
 from .errors import ConfigError
-from .storage import Purpose, Store, open_store, parse_location
+from .storage import ObjectInfo, Purpose, Store, open_store, parse_location
 
 RESTORE_LABEL = {"available": "-", "archived": "no", "restoring": "in progress",
                  "restored": "yes"}
+MANIFEST_LABEL = {"ok": "yes", "missing": "no", "older": "older"}
 
 
 @dataclass
@@ -30,6 +33,48 @@ class Entry:
     restore: str  # available (no restore needed), archived, restoring, restored
     manifest: bool
     last_modified: str
+    # "ok", "missing", or "older": written before the archive, so by an earlier run
+    sidecar: str = "ok"
+    previous_version: str | None = None  # with "older": the version the sidecar was written for
+
+
+def matching_version(store: Store, key: str, recorded: dict[str, Any],
+                     current: ObjectInfo | None = None) -> ObjectInfo | None:
+    """The stored version of `key`, other than `current`, that a sidecar's `archive`
+    record describes: by version id when it names one, else by size (and ETag when both
+    have one); None when the store keeps no such version (no versioning, or not
+    listable)."""
+    wanted = recorded.get("version_id")
+    wanted = wanted if wanted and wanted != "null" else None
+    for version in store.versions(key):
+        if current is not None and current.version_id and \
+                version.version_id == current.version_id:
+            continue
+        if wanted is not None:
+            if version.version_id == wanted:
+                return version
+            continue
+        if version.size == recorded.get("size") and (
+                not recorded.get("etag") or not version.etag
+                or version.etag == recorded["etag"]):
+            return version
+    return None
+
+
+def version_text(version: ObjectInfo | None) -> str:
+    if version is None:
+        return ("no earlier version of the key is kept that matches it (bucket versioning "
+                "off, or s3:ListBucketVersions not granted)")
+    return (f"the archive it describes is kept as version {version.version_id} of the key "
+            f"({version.size} bytes, {version.last_modified:%Y-%m-%dT%H:%M:%SZ})")
+
+
+def previous_before(store: Store, key: str, moment: Any,
+                    current: ObjectInfo) -> ObjectInfo | None:
+    """The newest version of `key` last modified at or before `moment` (a sidecar's time),
+    other than `current` (as a listing describes it: size and ETag)."""
+    return next((v for v in store.versions(key) if v.last_modified <= moment
+                 and not (v.size == current.size and v.etag == current.etag)), None)
 
 
 def list_archives(store: Store, owner: str | None) -> list[Entry]:
@@ -43,10 +88,20 @@ def list_archives(store: Store, owner: str | None) -> list[Entry]:
             continue
         if info.restore is None:  # archived: only a head tells whether it is restored
             info = store.head(key) or info
+        side = objects.get(key + SIDECAR_SUFFIX)
+        state, previous = "missing", None
+        if side is not None:
+            # A sidecar is written after its archive (an S3 multipart object's time is
+            # when its upload started): one older than the archive is an earlier run's.
+            state = "older" if side.last_modified < info.last_modified else "ok"
+            if state == "older":
+                version = previous_before(store, key, side.last_modified, info)
+                previous = version.version_id if version is not None else None
         entries.append(Entry(found.owner, found.month, store.where(key), info.size,
                              info.storage_class, info.restore or "archived",
-                             key + SIDECAR_SUFFIX in objects,
-                             info.last_modified.strftime("%Y-%m-%dT%H:%M:%SZ")))
+                             side is not None,
+                             info.last_modified.strftime("%Y-%m-%dT%H:%M:%SZ"), state,
+                             previous))
     return sorted(entries, key=lambda e: (e.owner.lower(), e.month))
 
 
@@ -101,7 +156,7 @@ def render(result: dict[str, Any]) -> str:
             rows.append((owner, month, "-", "MISSING", "-", "-"))
         else:
             rows.append((owner, month, human(a["size"]), a["storage_class"],
-                         RESTORE_LABEL[a["restore"]], "yes" if a["manifest"] else "no"))
+                         RESTORE_LABEL[a["restore"]], MANIFEST_LABEL[a["sidecar"]]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]
@@ -109,7 +164,15 @@ def render(result: dict[str, Any]) -> str:
     gap_text = ", ".join(f"{g['owner']} {g['month']}" for g in result["gaps"]) or "none"
     lines.append(f"{len(result['archives'])} archive(s) of {owners} owner(s) under "
                  f"{result['location']}; months missing: {gap_text}")
+    for a in result["archives"]:
+        if a["sidecar"] == "older":
+            kept = (f"the archive it describes is kept as version {a['previous_version']}"
+                    if a["previous_version"] else "no earlier version of the archive is kept")
+            lines.append(f"{a['location']}: its sidecar is older than the archive (the run "
+                         f"that wrote the archive stopped before its sidecar?); {kept}: "
+                         "`ghvault verify` tells, and a new run rewrites both")
     return "\n".join(lines)
 
 
-__all__ = ["catalog", "gaps", "list_archives", "months_between", "render"]
+__all__ = ["catalog", "gaps", "list_archives", "matching_version", "months_between", "render",
+           "version_text"]

@@ -9,8 +9,11 @@ import logging
 import os
 import re
 import shlex
+import signal
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,11 +361,17 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         return ARCHIVE_COMMANDS[args.command](args, sys.argv[1:] if argv is None else argv)
     except GhvaultError as e:
-        print(f"ghvault: error: {scrubber.scrub(str(e))}", file=sys.stderr)
+        print(f"ghvault: error: {scrubber.scrub(str(e))}", file=sys.stderr, flush=True)
+        leave_promptly(int(e.exit_code))
         return int(e.exit_code)
-    except KeyboardInterrupt:
-        print("ghvault: interrupted; nothing was published", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # SIGINT; SIGTERM or SIGINT during a run (Interrupted)
+        for sig in (signal.SIGTERM, signal.SIGINT):  # the stop is done: on the way out
+            signal.signal(sig, signal.SIG_IGN)
+        code = int(getattr(e, "exit_code", 128 + signal.SIGINT))
+        text = str(e) or "interrupted; nothing was published"
+        print(f"ghvault: error: {scrubber.scrub(text)}", file=sys.stderr, flush=True)
+        leave_promptly(code)
+        return code
     except Exception as e:  # noqa: BLE001 - the last resort: a bug
         # The traceback once, through the scrubbing handler; then the one-line verdict.
         log.error("internal error (a bug), traceback follows", exc_info=True)
@@ -370,6 +379,30 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return int(Exit.INTERNAL)
     return 2
+
+
+# Threads a run starts (its job pools, the S3 part uploader): see leave_promptly.
+RUN_THREADS = ("api_", "git_", "s3-part_")
+
+
+def leave_promptly(code: int, grace: float = 2.0) -> None:
+    """After a stop or a failure, end the process with `code` now if jobs of the run are
+    still busy after `grace` seconds (a request waiting out a rate limit, say): the
+    interpreter would otherwise wait for them at exit. Their work was abandoned and
+    cleaned up; only the run's own threads count."""
+    deadline = time.monotonic() + grace
+
+    def busy() -> list[threading.Thread]:
+        return [t for t in threading.enumerate()
+                if t.name.startswith(RUN_THREADS) and not t.daemon and t.is_alive()]
+
+    for thread in busy():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if busy():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,10 +13,11 @@ import json
 import logging
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata
 from .contract import SIDECAR_SUFFIX
 from .errors import AuthError, ConfigError, NotFound, OptionalDenied, OwnerNotFound
-from .git import Git, GitError, RepoNotFound
+from .git import Git, GitError, RepoNotFound, kill_children
 from .github.cache import StateStore
 from .github.client import GitHubClient, make_auth
 from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry, repo_name_problem
@@ -41,6 +42,147 @@ from .storage import open_destination
 log = logging.getLogger("ghvault")
 DISK_HEADROOM = 16 << 20  # bytes of mirrors allowed beside the largest repository's
 GIST_DISK = 1 << 20  # what a gist's mirror is assumed to take
+STOP_GRACE = 5.0  # seconds a stopping run gives its running jobs to give up
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT stopped the run: nothing was published. Exit code 128 + the
+    signal's number (143 for SIGTERM, 130 for SIGINT), as for a process a signal ends.
+
+    A KeyboardInterrupt, as Python makes of SIGINT itself: no `except Exception` on the way
+    swallows it, and every `finally` runs."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal_name(signum)} before the archive was "
+                         "published: nothing was written to --dest (an archive already there "
+                         "is unchanged): run the backup again")
+
+
+class Halted(BaseException):
+    """Raised in a job (collector or git) once the run is stopping, at its next request or
+    git command. A BaseException, so that no collector's `except Exception` swallows it."""
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class StopRequest:
+    """How a run stops: on a signal, or when one of its jobs fails.
+
+    The first SIGTERM or SIGINT raises Interrupted in the main thread at once (even in the
+    middle of a request or a sleep; while the jobs run, at its next look at them, within a
+    quarter of a second), unless the main thread is in a `held` step: starting the upload,
+    publishing, cleaning up. Those finish first; then `held(then_stop=True)`
+    raises, the others let the run carry on to its end. The way out (`Backup.run`) aborts
+    the upload and removes the scratch directory; `halt()` sets the event that jobs check
+    before each request and git command, and kills the git children. Later signals are
+    logged and otherwise ignored: the stop is under way."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self._held: list[str] = []  # the main thread's steps that a signal lets finish
+
+    def check(self) -> None:
+        """In a job: raise Halted once the run is stopping."""
+        if self.event.is_set():
+            raise Halted()
+
+    def halt(self) -> None:
+        """Stop the jobs: the event they check, and their git children killed."""
+        self.event.set()
+        killed = kill_children()
+        if killed:
+            log.info("killed %d git process group(s)", killed)
+
+    def on_signal(self, signum: int, frame: Any = None) -> None:
+        name = signal_name(signum)
+        if self.signum is not None:
+            log.warning("%s received: already stopping", name)
+            return
+        self.signum = signum
+        if self._held and self._held[-1] is not None:
+            log.warning("%s received while %s: letting that finish first", name,
+                        self._held[-1])
+            return
+        log.warning("%s received: stopping (killing git, aborting the upload, removing the "
+                    "scratch directory)", name)
+        if not self._held:
+            raise Interrupted(signum)  # else at the end of the `held()` block, in a moment
+
+    @contextmanager
+    def held(self, step: str | None = None, then_stop: bool = True) -> Iterator[None]:
+        """A step a signal does not cut short. With `then_stop`, a signal that came during
+        it raises Interrupted once it is done. A step without a name is a short one (a
+        wait with a timeout): the signal is logged as stopping the run at once."""
+        self._held.append(step)
+        try:
+            yield
+        finally:
+            self._held.pop()
+        if then_stop and self.signum is not None and not self._held:
+            raise Interrupted(self.signum)
+
+    @contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT handled by `on_signal` for the block (main thread only: the
+        only one Python delivers signals to)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class StoppableClient:
+    """The GitHub client as the jobs see it: each request first checks the stop."""
+
+    def __init__(self, client: GitHubClient, stop: StopRequest) -> None:
+        self._client = client
+        self._stop = stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self._stop.check()
+        return self._client.get(*args, **kwargs)
+
+    def graphql(self, *args: Any, **kwargs: Any) -> Any:
+        self._stop.check()
+        return self._client.graphql(*args, **kwargs)
+
+    def download(self, *args: Any, **kwargs: Any) -> Any:
+        self._stop.check()
+        return self._client.download(*args, **kwargs)
+
+    def paginate(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return self._checked(self._client.paginate(*args, **kwargs))
+
+    def paginate_newest_first(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return self._checked(self._client.paginate_newest_first(*args, **kwargs))
+
+    def _checked(self, items: Iterable[Any]) -> Iterator[Any]:
+        """The items, the stop checked before each (so before each page's request)."""
+        it = iter(items)
+        while True:
+            self._stop.check()
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            yield item
 
 
 class DiskBudget:
@@ -48,15 +190,19 @@ class DiskBudget:
     reserved bytes plus its own stay within the limit, or when it would be alone (so a
     repository larger than the limit still runs, by itself)."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, stop: threading.Event | None = None):
         self.limit = limit
         self.used = 0
         self.cond = threading.Condition()
+        self.stop = stop  # set: a job waiting for room gives up (Halted)
 
     @contextmanager
     def reserve(self, size: int) -> Iterator[None]:
         with self.cond:
-            self.cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            while not (self.used == 0 or self.used + size <= self.limit):
+                if self.stop is not None and self.stop.is_set():
+                    raise Halted()
+                self.cond.wait(0.5)
             self.used += size
         try:
             yield
@@ -102,12 +248,13 @@ def git_base(api_url: str) -> str:
 
 
 class Backup:
-    def __init__(self, opts: Options):
+    def __init__(self, opts: Options, stop: StopRequest | None = None):
         self.opts = opts
+        self.stop = stop or StopRequest()
         self.ledger = Ledger()
         self.progress = Progress()
         self.started_at = datetime.now(UTC)
-        self.disk = DiskBudget(DISK_HEADROOM)
+        self.disk = DiskBudget(DISK_HEADROOM, self.stop.event)
 
     # discovery ---------------------------------------------------------------------------
 
@@ -200,7 +347,8 @@ class Backup:
                         shutil.rmtree(wiki.path)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-                self.tick(repo["full_name"])
+                if not self.stop.event.is_set():  # a stopping run reports no progress
+                    self.tick(repo["full_name"])
 
     @staticmethod
     def add_bundle(job: Job, git: Git, mirror: Any, name: str) -> bool:
@@ -238,6 +386,17 @@ class Backup:
     # the run ----------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        """The backup; on SIGTERM or SIGINT (in the main thread) it stops as described in
+        StopRequest and raises Interrupted."""
+        with self.stop.handling_signals():
+            try:
+                return self._run()
+            except BaseException as e:
+                if self.stop.signum is not None and not isinstance(e, Interrupted):
+                    raise Interrupted(self.stop.signum) from e  # what the failure came from
+                raise
+
+    def _run(self) -> dict[str, Any]:
         opts = self.opts
         unknown = set(opts.kinds) - set(KINDS)
         if unknown:
@@ -246,16 +405,14 @@ class Backup:
         dest = open_destination(opts.dest)
         dest.check()
         store = StateStore(opts.state, opts.owner) if opts.state else None
-        workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
-        cache = None
+        workdir: Path | None = None
+        cache = client = None
         try:
+            workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
             cache = store.load(workdir) if store else None
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
-        self.client = client = GitHubClient(opts.api_url, auth, concurrency=opts.concurrency,
-                                            cache=cache, max_tries=opts.retries)
-        try:
+            self.client = client = GitHubClient(opts.api_url, auth,
+                                                concurrency=opts.concurrency, cache=cache,
+                                                max_tries=opts.retries)
             profile, viewer = self.discover(client)
             repos = self.list_repos(client, profile, viewer)
             log.info("backing up %s (%s): %d repositories into %s", profile["login"],
@@ -263,43 +420,66 @@ class Backup:
             self.progress.total = len(repos)
             # Mirrors on disk at once: about the largest repository plus a small headroom.
             self.disk = DiskBudget(max((int(r.get("size") or 0) * 1024 for r in repos),
-                                       default=0) + DISK_HEADROOM)
+                                       default=0) + DISK_HEADROOM, self.stop.event)
             gists = []
             if "gists" in opts.kinds and profile.get("type") != "Organization":
                 gists = list(client.paginate(f"/users/{profile['login']}/gists"))
             token = getattr(auth, "token", None)
-            git = Git(git_base(opts.api_url), token, workdir, opts.git_timeout)
-            sink = dest.open()
-            self.archive = archive = ArchiveWriter(sink)
+            git = Git(git_base(opts.api_url), token, workdir, opts.git_timeout,
+                      stop=self.stop.event)
+            sink = None
             try:
-                job = Job(client, archive, frozenset(opts.kinds), self.ledger, profile["login"],
-                          workdir, assets=store.assets() if store else None)
+                with self.stop.held("the upload starts"):
+                    sink = dest.open()
+                self.archive = archive = ArchiveWriter(sink)
+                job = Job(StoppableClient(client, self.stop), archive, frozenset(opts.kinds),
+                          self.ledger, profile["login"], workdir,
+                          assets=store.assets() if store else None)
                 self.ledger.counts["repos"] = len(repos)
                 self.collect(job, git, profile, repos, gists)
-                manifest = self.manifest(profile, client)
-                final = archive.close(manifest)
-                stored = sink.complete()
+                # Publication, in the order docs/architecture.md gives ("Write order and
+                # crash safety"); a signal from here on lets it finish first.
+                with self.stop.held("the archive, its sidecar and the state are written",
+                                    then_stop=False):
+                    manifest = self.manifest(profile, client)
+                    final = archive.close(manifest)
+                    stored = sink.complete()
+                    sidecar = {**final, "archive": {"key": opts.dest,
+                                                    "size": archive.archive_size,
+                                                    "sha256": archive.archive_sha256,
+                                                    **stored}}
+                    dest.put_sidecar(SIDECAR_SUFFIX, json.dumps(sidecar, indent=1,
+                                                                sort_keys=True).encode())
+                    if store and cache is not None:
+                        store.save(cache)
+                if self.stop.signum is not None:
+                    log.warning("%s came while publishing: the archive, its sidecar and the "
+                                "state were written first", signal_name(self.stop.signum))
             except BaseException:
-                sink.abort()
+                if sink is not None:
+                    with self.stop.held("the upload is aborted", then_stop=False):
+                        sink.abort()  # a no-op once the archive was published
                 raise
-            sidecar = {**final, "archive": {"key": opts.dest, "size": archive.archive_size,
-                                            "sha256": archive.archive_sha256, **stored}}
-            dest.put_sidecar(SIDECAR_SUFFIX, json.dumps(sidecar, indent=1,
-                                                        sort_keys=True).encode())
-            if store and cache is not None:
-                store.save(cache)
             return self.summary(sidecar)
         finally:
-            if cache is not None:
-                cache.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-            client.close()
+            with self.stop.held("the scratch directory is removed", then_stop=False):
+                if cache is not None:
+                    cache.close()
+                if workdir is not None:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                if client is not None:
+                    client.close()
 
     def collect(self, job: Job, git: Git, profile: dict[str, Any],
                 repos: list[dict[str, Any]], gists: list[dict[str, Any]]) -> None:
+        """Every collector and git job in two pools. When one fails or a signal comes, the
+        others are stopped: pending jobs are cancelled, running ones give up at their next
+        request or git command, git children are killed; the pools are never waited on
+        without a bound."""
         futures: list[Future] = []
-        with ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="api") as api, \
-                ThreadPoolExecutor(self.opts.git_concurrency, thread_name_prefix="git") as gp:
+        api = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="api")
+        gp = ThreadPoolExecutor(self.opts.git_concurrency, thread_name_prefix="git")
+        try:
             if job.wants("account"):
                 futures.append(api.submit(collect_account, job, profile))
             for repo in repos:
@@ -307,11 +487,13 @@ class Backup:
                 futures.append(gp.submit(self.repo_git, job, git, repo))
             for g in gists:
                 futures.append(gp.submit(self.gist, job, git, g))
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in done if f.exception()), None)
+            while True:  # a signal waits for the next look (the wait's locks stay sound)
+                with self.stop.held():
+                    done, left = wait(futures, timeout=0.25, return_when=FIRST_EXCEPTION)
+                failed = next((f for f in done if f.exception()), None)
+                if failed is not None or not left:
+                    break
             if failed is not None:
-                for f in pending:
-                    f.cancel()
                 error = failed.exception()
                 if isinstance(error, GitError) and "authentication" in str(error).lower():
                     raise AuthError(str(error)) from None
@@ -320,6 +502,27 @@ class Backup:
                     where = getattr(error, "filename", None) or job.workdir
                     raise workdir_full(where, str(error)) from None
                 raise error
+        except BaseException:
+            with self.stop.held("the workers stop", then_stop=False):
+                self.halt(futures)
+            raise
+        finally:
+            api.shutdown(wait=False, cancel_futures=True)
+            gp.shutdown(wait=False, cancel_futures=True)
+
+    def halt(self, futures: list[Future]) -> None:
+        """Stop every job: cancel the pending ones, make the running ones give up (the stop
+        event, git children killed) and give them STOP_GRACE seconds to do so."""
+        self.stop.halt()
+        for f in futures:
+            f.cancel()
+        running = [f for f in futures if not f.done()]
+        if running:
+            _, left = wait(running, timeout=STOP_GRACE)
+            kill_children()  # a git started just before the stop
+            if left:
+                log.warning("%d job(s) still busy %.0f s after the stop; not waiting for "
+                            "them", len(left), STOP_GRACE)
 
     def manifest(self, profile: dict[str, Any], client: GitHubClient) -> dict[str, Any]:
         return {

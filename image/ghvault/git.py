@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,6 +68,52 @@ _LFS_MISSING = re.compile(r"\[([0-9a-f]{64})\] (?:object )?does not exist", re.I
 
 class GitError(GhvaultError):
     """A git operation failed; the message names the repository, the cause and the fix."""
+
+
+# -- the git children of this process, so that a stopping run can kill them all ----------------
+
+_CHILDREN: set[subprocess.Popen] = set()  # started by Git.run and not reaped yet
+_CHILDREN_LOCK = threading.Lock()
+
+
+def _own_group_children() -> set[int]:
+    """Process groups led by a direct child of this process (how git children are started:
+    `start_new_session`, here and in bundles.py), read from /proc; empty where there is
+    none. A child is never reaped while listed here, so its pid cannot have been reused."""
+    me, groups = os.getpid(), set()
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return groups
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ppid, pgid = int(fields[1]), int(fields[2])
+        if ppid == me and pgid == pid:
+            groups.add(pgid)
+    return groups
+
+
+def kill_children() -> int:
+    """SIGKILL the process group of every git child still running, so git's own helpers
+    (remote-https, index-pack, pack-objects, git-lfs) go with it; the number of groups.
+    Every git of this process leads its own group (`start_new_session`); this process's own
+    group is never signalled."""
+    with _CHILDREN_LOCK:
+        groups = {p.pid for p in _CHILDREN if p.returncode is None}
+    groups |= _own_group_children()
+    groups.discard(os.getpgrp())
+    killed = 0
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            killed += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return killed
 
 
 class RepoNotFound(GitError, NotFound):
@@ -141,7 +188,7 @@ class Git:
 
     def __init__(self, base_url: str, token: str | None, workdir: Path, timeout: float = 3600.0,
                  *, retries: int = 3, backoff: float = 2.0,
-                 extra_auth_urls: Sequence[str] = ()):
+                 extra_auth_urls: Sequence[str] = (), stop: threading.Event | None = None):
         self.auth_urls = [self._check_url(u) for u in (base_url, *extra_auth_urls)]
         self.fetch_urls = self.auth_urls + [GIST_ORIGINS[u] for u in self.auth_urls
                                             if u in GIST_ORIGINS]
@@ -153,6 +200,7 @@ class Git:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.stop = stop  # once set: no new git child, no retry (the run is stopping)
         self.home = self.workdir / ".git-home"
         (self.home / ".config").mkdir(parents=True, exist_ok=True)
         self._secrets: list[str] = []
@@ -211,6 +259,7 @@ class Git:
         timeout = self.timeout if timeout is None else timeout
         argv = ["git", *args]
         log.debug("running %s", " ".join(argv))
+        self._check_stop(args)
         try:
             proc = subprocess.Popen(
                 argv, cwd=cwd or self.workdir, env=self.env(lfs),
@@ -218,7 +267,11 @@ class Git:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except FileNotFoundError:
             raise GitError("git is not on PATH: install git (2.39 or later)") from None
+        with _CHILDREN_LOCK:
+            _CHILDREN.add(proc)
         try:
+            if self.stop is not None and self.stop.is_set():  # stopped while it started
+                os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # git's own helpers (remote-https, lfs) too
@@ -228,7 +281,15 @@ class Git:
                 proc.kill()
             raise GitError(f"`git {args[0]}` did not finish within {timeout:.0f} s: raise the "
                            "git timeout or check the network") from None
+        finally:
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(proc)
+        self._check_stop(args)  # killed because the run is stopping: not a git failure
         return _Result(proc.returncode, out, self.scrub(err.decode("utf-8", "replace")))
+
+    def _check_stop(self, args: Sequence[str]) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise GitError(f"`git {args[0]}` was stopped: the backup is stopping")
 
     def _retrying(self, args: Sequence[str], url: str, what: str, cwd: Path | None = None,
                   cleanup: Path | None = None, lfs: bool = False) -> _Result:
@@ -243,7 +304,10 @@ class Git:
                             _cause(result.stderr), delay)
                 if cleanup is not None and cleanup.exists():
                     shutil.rmtree(cleanup)
-                time.sleep(delay)
+                if self.stop is not None:
+                    self.stop.wait(delay)  # a stopping run does not wait out the backoff
+                else:
+                    time.sleep(delay)
         raise GitUnavailable(f"{what} of {url} kept failing after {self.retries + 1} attempts "
                              f"({_cause(result.stderr)}): GitHub or the network is unwell, run "
                              "the backup again later")
@@ -416,4 +480,4 @@ class Git:
 
 
 __all__ = ["Git", "GitAuthError", "GitError", "GitUnavailable", "LfsObject", "Mirror",
-           "RemoteElsewhere", "RepoNotFound", "classify_failure"]
+           "RemoteElsewhere", "RepoNotFound", "classify_failure", "kill_children"]

@@ -14,7 +14,12 @@ Checks, in one pass over the archive (entries in the order they are stored):
   `git bundle verify` accepts inside a scratch repository;
 - every JSON and JSONL entry parses; LFS objects hash to their own oid;
 - the counts in the manifest match what the files hold;
-- the archive's own size and SHA-256 match the sidecar manifest (`<archive>.manifest.json`).
+- the archive's own size and SHA-256 match the sidecar manifest (`<archive>.manifest.json`);
+- the sidecar belongs to the archive at all: everything in it but its `archive` record is
+  the archive's own MANIFEST.json. A sidecar of another run (the run that wrote the archive
+  stopped before writing its sidecar) is one problem line, naming the version of the key it
+  does describe when bucket versioning kept one (see docs/architecture.md, "Write order and
+  crash safety").
 
 Memory stays at about one buffer: entries are streamed, bundles go through a scratch file.
 """
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .bundles import BundleParser
+from .catalog import matching_version, version_text
 from .contract import SIDECAR_SUFFIX
 from .errors import ArchiveUnreadable
 from .layout import (
@@ -323,6 +329,24 @@ def the_manifest(zf: zipfile.ZipFile, sidecar: dict[str, Any] | None, url: str,
     return manifest
 
 
+def sidecar_of_another_run(source: ArchiveSource, sidecar: dict[str, Any],
+                           zf: zipfile.ZipFile) -> str | None:
+    """None when the sidecar belongs to the archive at the key (or MANIFEST.json cannot
+    tell); else the one problem line: it was written for another archive of the key."""
+    try:
+        doc = read_manifest(zf).doc
+    except ManifestError:
+        return None  # the_manifest reports it; the sidecar is all there is to go by
+    if {k: v for k, v in sidecar.items() if k != "archive"} == doc:
+        return None
+    recorded = sidecar.get("archive") if isinstance(sidecar.get("archive"), dict) else {}
+    kept = version_text(matching_version(source.store, source.key, recorded, source.info))
+    return (f"the sidecar {source.url}{SIDECAR_SUFFIX} was written for another archive "
+            f"({recorded.get('size')} bytes, SHA-256 {str(recorded.get('sha256'))[:12]}...) "
+            f"than the one at the key ({source.size} bytes): the run that wrote this archive "
+            f"stopped before its sidecar; {kept}; run the backup again to rewrite both")
+
+
 def verify(source: ArchiveSource) -> Report:
     report = Report(source.url)
     sidecar = source.sidecar()
@@ -330,6 +354,10 @@ def verify(source: ArchiveSource) -> Report:
     scratch = Path(tempfile.mkdtemp(prefix="ghvault-verify-"))
     try:
         local_git(["init", "--bare", "-q", str(scratch / "repo.git")], scratch)
+        stale = sidecar_of_another_run(source, sidecar, zf) if sidecar is not None else None
+        if stale is not None:
+            report.problem(None, stale)
+            sidecar = None  # it says nothing about this archive
         manifest = the_manifest(zf, sidecar, source.url, report)
         listed = manifest.entries if manifest else {}
         seen: set[str] = set()
@@ -364,7 +392,9 @@ def verify(source: ArchiveSource) -> Report:
             report.problem(name, "is in the manifest but missing from the archive")
         if manifest is not None:
             compare_counts(manifest.doc, report.counts, report)
-        check_archive_digest(source, sidecar, raw.finish_sha256(), raw.size, report)
+        archive_sha256 = raw.finish_sha256()
+        if stale is None:
+            check_archive_digest(source, sidecar, archive_sha256, raw.size, report)
         report.fetched, report.requests = raw.bytes_read, getattr(raw, "requests", 0)
     finally:
         zf.close()

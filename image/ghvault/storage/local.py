@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,10 +43,34 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{PARTIAL_MARK}{os.getpid()}")
 
 
+def remove_stale_partials(path: Path) -> None:
+    """Remove the partial files of `path` that a killed writer left (`.<name>.partial-<pid>`
+    whose process is gone): a SIGKILL gives no chance to clean up, the next write does."""
+    prefix = f".{path.name}{PARTIAL_MARK}"
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # its writer may still be at work
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # another user's process: alive
+        with contextlib.suppress(OSError):
+            (path.parent / name).unlink()
+
+
 def write_atomically(path: Path, fill: Callable[[BinaryIO], object], purpose: Purpose) -> None:
     """`fill(file)` writes a partial file beside `path`; it is fsynced and renamed to
     `path`, the directories above created first."""
     tmp = partial_path(path)
+    remove_stale_partials(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -143,9 +168,12 @@ def info_of(key: str, stat: os.stat_result) -> ObjectInfo:
 
 
 class LocalSink(Sink):
-    """Writes `.<name>.partial-<pid>` beside the target; complete() fsyncs and renames it."""
+    """Writes `.<name>.partial-<pid>` beside the target; complete() fsyncs and renames it.
+    `abort()` may come from another thread than the writer's (a run stopping on a
+    signal): it waits for a write under way, and every write after it fails."""
 
     def __init__(self, path: Path, purpose: Purpose = Purpose.WRITE) -> None:
+        remove_stale_partials(path)
         self.path = path
         self.purpose = purpose
         self.partial = partial_path(path)
@@ -153,6 +181,7 @@ class LocalSink(Sink):
         self.state = "open"  # -> completed | aborted
         self._digest = hashlib.sha256()
         self._result: dict[str, Any] | None = None
+        self._lock = threading.RLock()
         try:
             self._file = open(self.partial, "wb")  # closed by complete() or abort()
         except OSError as exc:
@@ -160,6 +189,10 @@ class LocalSink(Sink):
             raise file_error(exc, self.path, purpose, "create") from exc
 
     def write(self, data: bytes, /) -> int:
+        with self._lock:
+            return self._write(data)
+
+    def _write(self, data: bytes) -> int:
         if self.state != "open":
             raise DestinationError(f"The write to '{self.path}' is {self.state}: start a new "
                                    "one")
@@ -173,6 +206,10 @@ class LocalSink(Sink):
         return len(data)
 
     def complete(self) -> dict[str, Any]:
+        with self._lock:
+            return self._complete()
+
+    def _complete(self) -> dict[str, Any]:
         if self.state == "completed" and self._result is not None:
             return self._result
         if self.state != "open":
@@ -191,6 +228,10 @@ class LocalSink(Sink):
         return self._result
 
     def abort(self) -> None:
+        with self._lock:
+            self._abort()
+
+    def _abort(self) -> None:
         if self.state != "open":
             return
         self.state = "aborted"

@@ -130,7 +130,7 @@ class S3Store(Store):
             raise self._failure(exc, key, "head_object") from exc
         return ObjectInfo(key, int(head["ContentLength"]), head.get("StorageClass") or "STANDARD",
                           restore_state(head), head["LastModified"].astimezone(UTC),
-                          head.get("VersionId"))
+                          head.get("VersionId"), head.get("ETag"))
 
     def open_read(self, key: str, size: int, *, hashing: bool = False) -> S3Reader:
         return S3Reader(self.client, self.bucket, self.prefix + key, size, hashing,
@@ -145,9 +145,30 @@ class S3Store(Store):
                     # a listing cannot tell whether an archived object is restored
                     restore = None if cls in ARCHIVE_CLASSES else "available"
                     yield ObjectInfo(obj["Key"][len(self.prefix):], int(obj["Size"]), cls,
-                                     restore, obj["LastModified"].astimezone(UTC))
+                                     restore, obj["LastModified"].astimezone(UTC),
+                                     etag=obj.get("ETag"))
         except Exception as exc:
             raise self._failure(exc, prefix, "list_objects_v2") from exc
+
+    def versions(self, key: str) -> list[ObjectInfo]:
+        """ListObjectVersions for `key` alone; empty when the bucket keeps no versions or
+        s3:ListBucketVersions is not granted (logged)."""
+        found = []
+        try:
+            for page in self.client.get_paginator("list_object_versions").paginate(
+                    Bucket=self.bucket, Prefix=self.prefix + key):
+                for v in page.get("Versions", []):
+                    if v["Key"] != self.prefix + key:
+                        continue
+                    cls = v.get("StorageClass") or "STANDARD"
+                    found.append(ObjectInfo(key, int(v["Size"]), cls,
+                                            None if cls in ARCHIVE_CLASSES else "available",
+                                            v["LastModified"].astimezone(UTC),
+                                            v.get("VersionId"), v.get("ETag")))
+        except Exception as exc:  # noqa: BLE001 - the versions only name a fallback
+            log.info("could not list the versions of %s (%s)", self.where(key), exc)
+            return []
+        return sorted(found, key=lambda v: v.last_modified, reverse=True)
 
     def request_restore(self, key: str, *, tier: str, days: int) -> None:
         request = {"Days": days, "GlacierJobParameters": {"Tier": tier}}

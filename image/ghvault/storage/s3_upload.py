@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -57,8 +58,9 @@ def check_part_size(part_size: int | None) -> int:
 
 
 class S3Sink(Sink):
-    """One multipart upload. Not thread-safe: one writer at a time (ArchiveWriter
-    serialises its writes); the only other thread is the sink's own part uploader."""
+    """One multipart upload. One writer at a time (ArchiveWriter serialises its writes);
+    `abort()` may come from another thread (a run stopping on a signal): it waits for a
+    write under way, and every write after it fails."""
 
     def __init__(self, client: Any, bucket: str, key: str, *,
                  part_size: int = DEFAULT_PART_SIZE, content_type: str = "application/zip",
@@ -76,6 +78,7 @@ class S3Sink(Sink):
         self._in_flight: Future[dict[str, Any]] | None = None
         self._uploader = ThreadPoolExecutor(1, thread_name_prefix="s3-part")
         self._result: dict[str, Any] | None = None
+        self._lock = threading.RLock()  # write, complete and abort, one at a time
         try:
             resp = client.create_multipart_upload(
                 Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256",
@@ -89,6 +92,10 @@ class S3Sink(Sink):
     # -- Sink ------------------------------------------------------------------------------
 
     def write(self, data: bytes, /) -> int:
+        with self._lock:
+            return self._write(data)
+
+    def _write(self, data: bytes) -> int:
         self._check_open()
         with self._aborting_on_failure("upload_part"):
             self._buffer += data
@@ -101,6 +108,10 @@ class S3Sink(Sink):
         return len(data)
 
     def complete(self) -> dict[str, Any]:
+        with self._lock:
+            return self._complete()
+
+    def _complete(self) -> dict[str, Any]:
         if self.state == "completed" and self._result is not None:
             return self._result
         self._check_open()
@@ -123,6 +134,10 @@ class S3Sink(Sink):
         return self._result
 
     def abort(self) -> None:
+        with self._lock:
+            self._abort()
+
+    def _abort(self) -> None:
         if self.state != "open":
             return
         self.state = "aborted"

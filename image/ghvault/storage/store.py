@@ -42,6 +42,7 @@ class ObjectInfo:
     restore: str | None
     last_modified: datetime  # UTC
     version_id: str | None = None
+    etag: str | None = None  # S3's ETag, quotes included; None for a file
 
 
 class Sink(ABC):
@@ -113,6 +114,11 @@ class Store(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix`, in no particular order."""
+
+    def versions(self, key: str) -> list[ObjectInfo]:
+        """Every stored version of `key`, newest first, the current one included (S3 with
+        bucket versioning); empty where the store keeps no versions or may not list them."""
+        return []
 
     def request_restore(self, key: str, *, tier: str, days: int) -> None:
         """Ask for a readable copy of an archived (Glacier) object for `days` days. Only
