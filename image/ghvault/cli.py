@@ -36,6 +36,8 @@ log = logging.getLogger("ghvault")
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in sorted(
     EXIT_CODES.items())) + """
+  130, 143  stopped by SIGINT or SIGTERM (128 + the signal): git children killed, the upload
+            aborted, the scratch directory removed; nothing was published
 
 credentials come from the environment only, never from arguments:
   GITHUB_TOKEN                     a personal access token (classic: repo, read:org,

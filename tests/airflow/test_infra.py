@@ -117,7 +117,7 @@ def test_roles_hold_exactly_what_their_job_needs() -> None:
         "logs:CreateLogStream", "logs:PutLogEvents"}
     assert by_resource["TaskPolicy"] == {
         "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload",
-        "s3:ListMultipartUploadParts", "s3:GetObject"}
+        "s3:ListMultipartUploadParts", "s3:GetObject", "s3:ListBucketVersions"}
     airflow_actions = by_resource["AirflowPolicy"]
     assert {"ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "iam:PassRole",
             "s3:GetLifecycleConfiguration", "s3:GetObject", "sns:Publish",
