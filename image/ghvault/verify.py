@@ -334,7 +334,7 @@ def sidecar_of_another_run(source: ArchiveSource, sidecar: dict[str, Any],
     """None when the sidecar belongs to the archive at the key (or MANIFEST.json cannot
     tell); else the one problem line: it was written for another archive of the key."""
     try:
-        doc = read_manifest(zf).doc
+        doc = manifest_doc(zf)  # bounded, and any unreadable MANIFEST.json is a ManifestError
     except ManifestError:
         return None  # the_manifest reports it; the sidecar is all there is to go by
     if {k: v for k, v in sidecar.items() if k != "archive"} == doc:
