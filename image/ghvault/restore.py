@@ -71,6 +71,7 @@ from .layout import (
     stream_entry,
 )
 from .source import ArchiveSource, local_git
+from .storage.failures import file_error
 from .verify import is_symlink, manifest_doc, open_archive, sound_entries
 
 log = logging.getLogger("ghvault")
@@ -181,13 +182,14 @@ class Restore:
                 self.to.mkdir(parents=True, exist_ok=True)
                 scratch = Path(tempfile.mkdtemp(prefix=".ghvault-restore-", dir=self.to))
             except OSError as e:
-                raise self.write_error(self.to, e) from None
+                raise file_error(e, self.to, action="restoring", option="--to") from None
             try:
                 try:
                     (self.to / MANIFEST_NAME).write_text(json.dumps(manifest.doc, indent=1,
                                                                     sort_keys=True) + "\n")
                 except OSError as e:
-                    raise self.write_error(self.to / MANIFEST_NAME, e) from None
+                    raise file_error(e, self.to / MANIFEST_NAME, action="restoring",
+                                     option="--to") from None
                 infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
                 seen: set[str] = set()
                 for info in infos:
@@ -318,20 +320,7 @@ class Restore:
             self.problem(entry.name, f"clashes with a file or directory already in "
                                      f"{self.to} ({e.strerror}); left out")
             return False
-        raise self.write_error(target, e) from None
-
-    @staticmethod
-    def write_error(target: Path, e: OSError) -> DestinationError:
-        """The one sentence for a write under --to that failed for want of room, name
-        length or permission."""
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return DestinationError(f"no space left on the device holding {target} while "
-                                    "restoring: free space there or choose another --to")
-        if e.errno == errno.ENAMETOOLONG:
-            return DestinationError(f"cannot write {target}: the path is too long for the "
-                                    "filesystem: choose a shorter --to")
-        return DestinationError(f"cannot write {target} ({e.strerror or e}): check that --to "
-                                "is writable or choose another")
+        raise file_error(e, target, action="restoring", option="--to") from None
 
     # mirrors ---------------------------------------------------------------------------
 

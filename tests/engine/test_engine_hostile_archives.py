@@ -155,9 +155,10 @@ def good_archive(tmp: Path) -> Path:
 
 
 @pytest.mark.parametrize(("code", "said"), [
-    (errno.ENOSPC, "no space left on the device holding {path}"),
-    (errno.EDQUOT, "no space left on the device holding {path}"),
-    (errno.ENAMETOOLONG, "cannot write {path}: the path is too long for the filesystem"),
+    (errno.ENOSPC, "No space left on the device of '{path}' (restoring)"),
+    (errno.EDQUOT, "No space left on the device of '{path}' (restoring)"),
+    (errno.ENAMETOOLONG, "Cannot write '{path}' (restoring): the path is too long for the "
+                         "filesystem: choose a shorter --to"),
 ])
 def test_a_failed_write_names_the_path_and_leaves_nothing_half_written(tmp_path, monkeypatch,
                                                                        code, said) -> None:

@@ -183,22 +183,26 @@ def destination_error(exc: BaseException, bucket: str, key: str,
 
 
 def file_error(exc: OSError, path: Path, purpose: Purpose = Purpose.WRITE,
-               action: str = "write") -> GhvaultError:
+               action: str = "write", option: str = "--dest") -> GhvaultError:
     """The engine's error for a failed write of the local file `path` (`action`: create,
-    write, complete): the state's for Purpose.STATE, else the destination's."""
+    write, complete, restoring): the state's for Purpose.STATE, else a destination error
+    whose fix names `option` (--dest for archives, --to for restores)."""
     if purpose is Purpose.STATE:
         return state_error(exc, str(path), writing=True)
-    if exc.errno == errno.ENOSPC:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DestinationError(f"No space left on the device of '{path}' ({action}): free "
-                                "space or choose another --dest")
+                                f"space or choose another {option}")
+    if exc.errno == errno.ENAMETOOLONG:
+        return DestinationError(f"Cannot write '{path}' ({action}): the path is too long for "
+                                f"the filesystem: choose a shorter {option}")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return DestinationError(f"Permission denied writing '{path}' ({action}): fix the "
-                                "directory's permissions or choose another --dest")
+                                f"directory's permissions or choose another {option}")
     if exc.errno == errno.ENOENT:
         return DestinationError(f"Directory '{path.parent}' does not exist: create it or fix "
-                                "--dest")
+                                f"{option}")
     return DestinationError(f"Cannot write '{path}' ({action}: {exc.strerror or exc}): check "
-                            "the path or choose another --dest")
+                            f"the path or choose another {option}")
 
 
 __all__ = ["credentials_problem", "destination_error", "error_code", "file_error",

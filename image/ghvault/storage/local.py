@@ -177,6 +177,7 @@ class LocalSink(Sink):
         self.path = path
         self.purpose = purpose
         self.partial = partial_path(path)
+        self.where = f"'{path}'"
         self.size = 0
         self.state = "open"  # -> completed | aborted
         self._digest = hashlib.sha256()
@@ -188,14 +189,7 @@ class LocalSink(Sink):
             self.state = "aborted"
             raise file_error(exc, self.path, purpose, "create") from exc
 
-    def write(self, data: bytes, /) -> int:
-        with self._lock:
-            return self._write(data)
-
     def _write(self, data: bytes) -> int:
-        if self.state != "open":
-            raise DestinationError(f"The write to '{self.path}' is {self.state}: start a new "
-                                   "one")
         try:
             self._file.write(data)
         except OSError as exc:
@@ -205,15 +199,7 @@ class LocalSink(Sink):
         self.size += len(data)
         return len(data)
 
-    def complete(self) -> dict[str, Any]:
-        with self._lock:
-            return self._complete()
-
     def _complete(self) -> dict[str, Any]:
-        if self.state == "completed" and self._result is not None:
-            return self._result
-        if self.state != "open":
-            raise DestinationError(f"The write to '{self.path}' was aborted: start a new one")
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -227,14 +213,7 @@ class LocalSink(Sink):
         self._result = {"size": self.size, "sha256": self._digest.hexdigest()}
         return self._result
 
-    def abort(self) -> None:
-        with self._lock:
-            self._abort()
-
-    def _abort(self) -> None:
-        if self.state != "open":
-            return
-        self.state = "aborted"
+    def _discard(self) -> None:
         try:
             self._file.close()
         except OSError:

@@ -69,7 +69,7 @@ class S3Sink(Sink):
         self.purpose = purpose
         self.bucket = bucket
         self.key = key
-        self.url = s3_url(bucket, key)
+        self.url = self.where = s3_url(bucket, key)
         self.part_size = part_size
         self.size = 0
         self.state = "open"  # -> completed | aborted
@@ -91,12 +91,7 @@ class S3Sink(Sink):
 
     # -- Sink ------------------------------------------------------------------------------
 
-    def write(self, data: bytes, /) -> int:
-        with self._lock:
-            return self._write(data)
-
     def _write(self, data: bytes) -> int:
-        self._check_open()
         with self._aborting_on_failure("upload_part"):
             self._buffer += data
             self.size += len(data)
@@ -107,14 +102,7 @@ class S3Sink(Sink):
                 self._submit(part)
         return len(data)
 
-    def complete(self) -> dict[str, Any]:
-        with self._lock:
-            return self._complete()
-
     def _complete(self) -> dict[str, Any]:
-        if self.state == "completed" and self._result is not None:
-            return self._result
-        self._check_open()
         with self._aborting_on_failure("complete_multipart_upload"):
             if self._buffer or (not self.parts and self._in_flight is None):
                 part, self._buffer = bytes(self._buffer), bytearray()
@@ -133,14 +121,7 @@ class S3Sink(Sink):
         log.info("%s complete: %d bytes in %d parts", self.url, self.size, len(self.parts))
         return self._result
 
-    def abort(self) -> None:
-        with self._lock:
-            self._abort()
-
-    def _abort(self) -> None:
-        if self.state != "open":
-            return
-        self.state = "aborted"
+    def _discard(self) -> None:
         self._buffer = bytearray()
         try:
             self._wait_in_flight()  # a part still uploading would outlive the abort
@@ -178,11 +159,6 @@ class S3Sink(Sink):
         except BaseException:
             self.abort()
             raise
-
-    def _check_open(self) -> None:
-        if self.state != "open":
-            raise DestinationError(f"The upload to {self.url} is {self.state}: start a new "
-                                   "one")
 
     def _next_part_size(self) -> int:
         pending = len(self.parts) + (self._in_flight is not None)

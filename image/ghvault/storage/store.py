@@ -11,6 +11,7 @@ Standard library only: the S3 store loads boto3 on first use.
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from ghvault.errors import DestinationError
 from ghvault.storage.reader import RangeReader
 
 
@@ -47,20 +49,57 @@ class ObjectInfo:
 
 class Sink(ABC):
     """The write end of one object. Use `complete()` to publish or `abort()` to drop it;
-    as a context manager it aborts when the block raises and was not completed."""
+    as a context manager it aborts when the block raises and was not completed.
 
-    @abstractmethod
+    write, complete and abort run one at a time under the sink's lock: `abort()` may come
+    from another thread than the writer's (a run stopping on a signal); it waits for a
+    write under way, and every write after it fails. Backends implement `_write`,
+    `_complete` and `_discard`, each called with the lock held."""
+
+    where: str  # how messages name the object
+    state: str  # "open", then "completed" or "aborted"
+    _result: dict[str, Any] | None  # what complete() returned
+    _lock: threading.RLock
+
     def write(self, data: bytes, /) -> int:
         """Append bytes; raises the store's error when the backend fails."""
+        with self._lock:
+            self._check_open()
+            return self._write(data)
 
-    @abstractmethod
     def complete(self) -> dict[str, Any]:
         """Publish the object at its final key and describe what was stored."""
+        with self._lock:
+            if self.state == "completed" and self._result is not None:
+                return self._result
+            self._check_open()
+            return self._complete()
 
-    @abstractmethod
     def abort(self) -> None:
         """Drop everything written; nothing appears at the final key. Idempotent, and a
         no-op after a successful complete()."""
+        with self._lock:
+            if self.state != "open":
+                return
+            self.state = "aborted"
+            self._discard()
+
+    def _check_open(self) -> None:
+        if self.state != "open":
+            raise DestinationError(f"The write to {self.where} is {self.state}: start a new "
+                                   "one")
+
+    @abstractmethod
+    def _write(self, data: bytes) -> int:
+        """Append bytes (the sink is open)."""
+
+    @abstractmethod
+    def _complete(self) -> dict[str, Any]:
+        """Publish (the sink is open); set state and _result when done."""
+
+    @abstractmethod
+    def _discard(self) -> None:
+        """Throw away what was written (the state is already aborted)."""
 
     def __enter__(self) -> Sink:
         return self
