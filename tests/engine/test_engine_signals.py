@@ -266,8 +266,9 @@ def test_kill_children_kills_whole_process_groups_of_git_children(tmp_path):
 
 
 def test_a_stopped_run_refuses_new_git_and_requests_and_frees_a_waiting_job(tmp_path):
-    from ghvault.engine import DiskBudget, Halted, StoppableClient, StopRequest
+    from ghvault.engine import DiskBudget
     from ghvault.git import Git, GitError
+    from ghvault.stop import Halted, StoppableClient, StopRequest
 
     stop = StopRequest()
     git = Git("https://github.example", None, tmp_path, stop=stop.event)
