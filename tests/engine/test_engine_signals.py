@@ -10,6 +10,7 @@ and a git byte rate, the same data) so that there is work under way when the sig
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,11 +211,15 @@ def test_a_second_signal_does_not_cut_the_clean_up_short(slow_sim, moto_server, 
     wait_until(lambda: s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), 60,
                "multipart upload", proc)
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.02)  # (signals pending together are handled lowest number first)
+    time.sleep(0.02)
     proc.send_signal(signal.SIGINT)  # an impatient operator
     took, out, err = stop_with(proc, signal.SIGTERM)
-    assert_stopped(proc, took, out, err, 143, "SIGTERM")
-    assert "received: already stopping" in err
+    # Signals pending together are handled lowest number first: on a busy machine SIGINT
+    # can be the one that starts the stop. The run ends with the code of that first one.
+    first = re.search(r"(SIGTERM|SIGINT) received: stopping", err)
+    assert first, err[-3000:]
+    assert_stopped(proc, took, out, err, 128 + signal.Signals[first[1]], first[1])
+    assert "received: already stopping" in err, err[-3000:]
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
     assert list(workdir.iterdir()) == []
 
