@@ -34,7 +34,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from tests.conftest import TOKEN, RunningSim, start_sim
+from tests.conftest import TOKEN, RunningSim
 from tests.github_sim.generate import cache_root
 from tests.github_sim.tls import ensure_certs, server_context
 
@@ -101,14 +101,6 @@ def assert_nothing_published(moto, bucket: str, key: str) -> None:
 
 
 # fixtures ----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def gh() -> RunningSim:
-    """A private tiny simulator: these tests set faults and read request counts."""
-    running, stop = start_sim()
-    yield running
-    stop()
-
 
 @pytest.fixture
 def clean_gh(gh: RunningSim) -> RunningSim:

@@ -23,20 +23,12 @@ from ghvault.git import Git, GitUnavailable
 from ghvault.github.client import GitHubClient
 from github import Auth
 
-from tests.conftest import RunningSim, start_sim
+from tests.conftest import RunningSim
 from tests.engine.helpers import run_ghvault
 from tests.github_sim.faults import Faults
 from tests.github_sim.gitrepos import ref_map
 
 OWNER = "hubber"
-
-
-@pytest.fixture(scope="module")
-def gh() -> RunningSim:
-    """A private tiny simulator: these tests set faults and read its statistics."""
-    running, stop = start_sim()
-    yield running
-    stop()
 
 
 @pytest.fixture
