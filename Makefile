@@ -25,11 +25,11 @@ system-deps:
 	  echo "installing git and git-lfs with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git git-lfs >/dev/null; }
 
-$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt image/pyproject.toml
+$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt image/pyproject.toml operators/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (PYTHON=$(PYTHON))"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
-	$(PIP) install -q --disable-pip-version-check -c constraints.txt --no-deps -e image
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt --no-deps -e image -e operators
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

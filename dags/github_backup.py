@@ -22,16 +22,15 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 from ghvault.contract import KINDS, OWNER_PATTERN, archive_key, check_owner, previous_month
-
-from operators.backup import (
+from ghvault_airflow.notifications.sns import notify_failure, notify_success
+from ghvault_airflow.operators.backup import (
     GithubBackupOperator,
     GithubVerifyOperator,
     LocalBackupOperator,
     LocalVerifyOperator,
 )
-from operators.notify import notify_failure, notify_success
-from operators.sensors import BackupArchiveSensor, GlacierTransitionSensor
-from operators.settings import (
+from ghvault_airflow.sensors.archive import BackupArchiveSensor, GlacierTransitionSensor
+from ghvault_airflow.settings import (
     SETTINGS_TEMPLATE,
     VARIABLE_NAME,
     SettingsError,
@@ -120,7 +119,7 @@ ECS `cluster`, `task_definition`, `container_name`, `subnets`, `security_groups`
 `sns_topic_arn`, `glacier_storage_class`, `transition_days`, `retention_days`, `engine_env`,
 `verify`.
 Each can also come from an environment variable `GHVAULT_<KEY>` (e.g. `GHVAULT_BUCKET`),
-which wins over the Variable. See `operators/settings.py`.
+which wins over the Variable. See `ghvault_airflow.settings`.
 """
 
 

@@ -128,7 +128,7 @@ RUN_FAILURES = (Exit.INTERNAL, Exit.CONFIG, Exit.AUTH, Exit.OWNER_NOT_FOUND, Exi
 
 
 def airflow_side():
-    from operators import engine
+    from ghvault_airflow.operators import engine
 
     return engine
 
@@ -149,8 +149,7 @@ def test_airflow_retries_exactly_the_retryable_run_exits(code):
     """What the operators raise for a `ghvault run` exit: AirflowFailException (no retry)
     unless the contract calls the code retryable; the message names the code."""
     from airflow.sdk.exceptions import AirflowFailException
-
-    from operators.settings import DeploymentSettings
+    from ghvault_airflow.settings import DeploymentSettings
 
     engine = airflow_side()
     error = engine.engine_error(code, owner="octocat", month="2026-10",
@@ -167,7 +166,7 @@ def test_airflow_retries_exactly_the_retryable_run_exits(code):
 @pytest.mark.parametrize("code", [Exit.CONFIG, Exit.NOT_READY, Exit.INVALID, Exit.UNREADABLE,
                                   Exit.INTERNAL])
 def test_verify_exits_become_named_failures(code):
-    from operators.settings import DeploymentSettings
+    from ghvault_airflow.settings import DeploymentSettings
 
     engine = airflow_side()
     error = engine.verify_error(int(code), owner="octocat", month="2026-10",
@@ -182,7 +181,7 @@ def test_verify_exits_become_named_failures(code):
 
 def operator_key(owner: str, month: str, prefix: str) -> dict:
     """What a backup operator resolves and returns for `owner` and `month`."""
-    from operators.local import LocalBackupOperator
+    from ghvault_airflow.operators.local import LocalBackupOperator
 
     op = LocalBackupOperator(task_id="backup", github_owner=owner, month=month,
                              settings={"bucket": "vault", "prefix": prefix})
@@ -194,7 +193,7 @@ def operator_key(owner: str, month: str, prefix: str) -> dict:
 def test_operator_and_engine_refuse_the_same_months(month):
     """Months from 2008-01 (GitHub's launch) to the current month, on both sides: the
     operator fails before starting the engine, with the engine's own sentence."""
-    from operators.engine import EngineConfigError
+    from ghvault_airflow.operators.engine import EngineConfigError
 
     with pytest.raises(ValueError) as engine_side:
         contract.check_month(month)
@@ -210,7 +209,7 @@ def test_operator_and_engine_refuse_the_same_months(month):
     ("octocat", "2026-10", "github"), ("octo-org", "2025-01", "backups/gh"),
     ("ent_user_x", "2026-12", ""), ("a.b", "2026-01", "/deep/prefix/")])
 def test_operator_keys_parse_back_to_their_owner_and_month(owner, month, prefix):
-    from operators.sensors import BackupArchiveSensor
+    from ghvault_airflow.sensors.archive import BackupArchiveSensor
 
     result = operator_key(owner, month, prefix)
     key = result["key"]
@@ -293,7 +292,7 @@ def test_ghvault_list_finds_exactly_the_archives_the_contract_names(tmp_path):
 # -- the summary line ----------------------------------------------------------------------
 
 def test_both_runners_read_the_summary_line_the_engine_writes():
-    from operators import backup, local
+    from ghvault_airflow.operators import backup, local
 
     assert backup.parse_summary is contract.parse_summary
     assert local.parse_summary is contract.parse_summary
@@ -304,7 +303,7 @@ def test_both_runners_read_the_summary_line_the_engine_writes():
 
 
 def test_the_notification_reads_only_documented_summary_fields():
-    source = (ROOT / "operators" / "notify.py").read_text()
+    source = (ROOT / "operators" / "ghvault_airflow" / "notifications" / "sns.py").read_text()
     read = set(re.findall(r"summary(?:\.get\(|\[)['\"](\w+)['\"]", source))
     assert read, "the notification reads no summary field?"
     documented = set(contract.SUMMARY_FIELDS["run"]) | set(contract.SUMMARY_FIELDS["verify"])

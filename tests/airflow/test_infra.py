@@ -14,6 +14,8 @@ from urllib.parse import unquote_plus
 
 import jmespath
 import pytest
+from ghvault_airflow.lifecycle import DEFAULT_MIN_TRANSITION_SIZE, lifecycle_verdict
+from ghvault_airflow.settings import DeploymentSettings, load_settings
 
 from devtools.embedded import (
     DAG_ID,
@@ -33,8 +35,6 @@ from devtools.stack import (
     load_template,
     resolved_properties,
 )
-from operators.lifecycle import DEFAULT_MIN_TRANSITION_SIZE, lifecycle_verdict
-from operators.settings import DeploymentSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_PARAMETER = "/ghvault/github-token"

@@ -28,8 +28,7 @@ from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.sdk.module_loading import import_string
 from ghvault.contract import archive_key, previous_month
-
-from operators.backup import (
+from ghvault_airflow.operators.backup import (
     BackupFailed,
     DestinationFailed,
     EngineAuthError,
@@ -44,12 +43,13 @@ from operators.backup import (
     backup_operator_class,
     engine_arguments,
 )
-from operators.settings import (
+from ghvault_airflow.settings import (
     DeploymentSettings,
     SettingsError,
     load_settings,
     run_month,
 )
+
 from tests.conftest import OTHER_TOKEN, TOKEN
 
 REGION = "us-east-1"

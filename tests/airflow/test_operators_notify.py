@@ -10,8 +10,7 @@ from urllib.parse import quote
 
 import pytest
 from airflow.sdk import DAG
-
-from operators.notify import (
+from ghvault_airflow.notifications.sns import (
     MESSAGE_LIMIT,
     SUBJECT_LIMIT,
     BackupFailureNotifier,
@@ -214,7 +213,7 @@ def test_failure_names_the_owner_of_the_map_index(topic):
 
 
 def test_failure_of_the_backup_task_names_its_github_owner(topic):
-    from operators.backup import LocalBackupOperator
+    from ghvault_airflow.operators.backup import LocalBackupOperator
 
     arn, received = topic
     task = LocalBackupOperator(task_id="backup", github_owner="hubworks", settings={})

@@ -13,8 +13,7 @@ from urllib.parse import quote
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from ghvault.storage.s3 import S3Destination
-
-from operators.sensors import (
+from ghvault_airflow.sensors.archive import (
     DEFAULT_MIN_TRANSITION_SIZE,
     ArchiveCheckFailed,
     ArchiveMismatch,

@@ -23,7 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from botocore.exceptions import ClientError
 from ghvault.contract import parse_archive_key, sidecar_key
 
-from operators.lifecycle import (  # noqa: F401  (part of this module's API)
+from ghvault_airflow.lifecycle import (  # noqa: F401  (part of this module's API)
     COLD_STORAGE_CLASSES,
     DEFAULT_MIN_TRANSITION_SIZE,
     TRANSITION_GRACE_DAYS,

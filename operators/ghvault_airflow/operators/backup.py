@@ -4,7 +4,7 @@
 provider's ``EcsRunTaskOperator``; ``LocalBackupOperator`` runs ``ghvault run`` on the worker.
 Both take the same arguments, return the same XCom and raise the same exceptions. The GitHub
 token never passes through Airflow's arguments: ECS injects it from SSM (the task definition's
-``secrets``); the local runner (``operators.local``) reads it from SSM at run time into the
+``secrets``); the local runner (``.local``) reads it from SSM at run time into the
 child's environment only.
 """
 
@@ -22,7 +22,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from botocore.exceptions import ClientError
 from ghvault.contract import parse_summary
 
-from operators.engine import (  # noqa: F401  (the exceptions are this module's API too)
+from ghvault_airflow.operators.engine import (  # noqa: F401  (the exceptions are this module's API too)
     EXIT_CODES,
     BackupContract,
     BackupFailed,
@@ -36,8 +36,8 @@ from operators.engine import (  # noqa: F401  (the exceptions are this module's 
     engine_arguments,
     engine_error,
 )
-from operators.local import LocalBackupOperator, LocalVerifyOperator
-from operators.settings import DeploymentSettings, SettingsError
+from ghvault_airflow.operators.local import LocalBackupOperator, LocalVerifyOperator
+from ghvault_airflow.settings import DeploymentSettings, SettingsError
 
 SIX_HOURS_OF_15S = 4 * 60 * 6
 
@@ -45,7 +45,7 @@ SIX_HOURS_OF_15S = 4 * 60 * 6
 class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
     """Back up one GitHub owner for one month with the ghvault container on ECS Fargate.
 
-    Takes :class:`~operators.engine.BackupContract`'s arguments (``github_owner``,
+    Takes :class:`~ghvault_airflow.operators.engine.BackupContract`'s arguments (``github_owner``,
     ``settings``, ``month``, ``kinds``, ``repos``, ``exclude_repos``). ``cluster``,
     ``task_definition``, ``container_name``, ``network_configuration``,
     ``launch_type``/``capacity_provider_strategy``, ``awslogs_*``, ``region_name`` and

@@ -1,7 +1,7 @@
 """Run the ghvault engine as a subprocess of the Airflow worker (the `local` runner).
 
 For Airflow deployments without ECS, and for the embedded run (`make run`). Same arguments,
-XCom and exceptions as the ECS runner (`operators.backup.GithubBackupOperator`); the token is
+XCom and exceptions as the ECS runner (`.backup.GithubBackupOperator`); the token is
 read from SSM at run time into the child's environment only.
 """
 
@@ -25,13 +25,13 @@ from airflow.sdk.log import mask_secret
 from botocore.exceptions import ClientError
 from ghvault.contract import parse_summary
 
-from operators.engine import (
+from ghvault_airflow.operators.engine import (
     BackupContract,
     EngineAuthError,
     EngineConfigError,
     VerifyContract,
 )
-from operators.settings import DeploymentSettings
+from ghvault_airflow.settings import DeploymentSettings
 
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
@@ -41,7 +41,7 @@ _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARN
 class LocalBackupOperator(BackupContract):
     """Back up one GitHub owner for one month by running ``ghvault run`` on the worker.
 
-    Same arguments (:class:`~operators.engine.BackupContract`'s), XCom and exceptions as
+    Same arguments (:class:`~.engine.BackupContract`'s), XCom and exceptions as
     :class:`GithubBackupOperator`. The token is read from the SSM parameter named by the
     settings at run time and handed to the child process in its environment only. AWS
     credentials, region and endpoint come from the settings' Airflow connection when it

@@ -1,6 +1,6 @@
 """How Airflow talks to the ghvault engine: its arguments, exit codes and summary line.
 
-Shared by both runners (`operators.backup`, `operators.local`): what both take and return
+Shared by both runners (`.backup`, `.local`): what both take and return
 (settings, month and key in, the same XCom out), the command line they start the engine with
 (no secrets: the token reaches the engine through its environment only) and the exception
 each documented exit code becomes. The codes, the archive key and the summary line are the
@@ -23,7 +23,7 @@ from ghvault.contract import (
     sidecar_key,
 )
 
-from operators.settings import (
+from ghvault_airflow.settings import (
     VARIABLE_NAME,
     DeploymentSettings,
     SettingsError,

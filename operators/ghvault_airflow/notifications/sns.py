@@ -189,7 +189,7 @@ def failure_message(dag_id: str, month: str | None, owner: str | None, task_id: 
 
 
 def _month(context: Mapping[str, Any]) -> str | None:
-    from operators.settings import run_month
+    from ghvault_airflow.settings import run_month
 
     try:
         return run_month(context)
@@ -251,7 +251,7 @@ def _topic(target_arn: str | None, settings: Any, aws_conn_id: str | None,
     """Topic, connection and region: the explicit ones, else the deployment settings'."""
     if target_arn:
         return target_arn, aws_conn_id or "aws_default", region_name
-    from operators.settings import VARIABLE_NAME, load_settings
+    from ghvault_airflow.settings import VARIABLE_NAME, load_settings
 
     if settings is None:
         from airflow.sdk import Variable

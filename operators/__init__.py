@@ -1,1 +1,0 @@
-"""Airflow-side code for ghvault: deployment settings, backup operators, sensors, notifications."""

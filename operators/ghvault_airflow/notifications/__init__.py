@@ -1,0 +1,1 @@
+"""SNS notifications of a backup run."""

@@ -1,0 +1,1 @@
+"""Operators: one owner, one month, one archive (ECS and local runners)."""
