@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from .contract import (
     EXIT_MEANINGS,
+    EXPECT_PREVIOUS,
     KINDS,
     SIDECAR_SUFFIX,
     Exit,
@@ -151,6 +152,9 @@ ARCHIVE_EPILOG = "exit codes:\n  0  all is well\n" + "".join(
     f"  {int(code)}  {EXIT_MEANINGS[code]}\n"
     for code in (Exit.CONFIG, Exit.NOT_READY, Exit.INVALID, Exit.UNREADABLE)
 ) + f"  {int(Exit.DESTINATION)}  (restore) --to cannot be written or --push-to refused a push"
+LIST_EPILOG = ARCHIVE_EPILOG + (f"; (list --expect) the SNS topic refused the message\n"
+                                f"  {int(Exit.INCOMPLETE_MONTH)}  "
+                                f"{EXIT_MEANINGS[Exit.INCOMPLETE_MONTH]}")
 
 
 def add_archive_commands(sub: Any) -> None:
@@ -183,10 +187,21 @@ def add_archive_commands(sub: Any) -> None:
                              help="seconds between restore checks with --wait (default 60)")
         p.add_argument("-v", "--verbose", action="store_true")
     listing = sub.add_parser("list", help="the archives by owner and month, with gaps",
-                             epilog=ARCHIVE_EPILOG, formatter_class=fmt)
+                             epilog=LIST_EPILOG, formatter_class=fmt)
     listing.add_argument("location", help="s3://bucket/prefix/ or a directory")
     listing.add_argument("--owner", type=checked(check_owner), help="only this owner")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    watch = listing.add_argument_group(
+        "the watchdog: is every owner's archive for a month complete?")
+    watch.add_argument("--expect", metavar="MONTH", help="check MONTH (YYYY-MM, or "
+                       f"'{EXPECT_PREVIOUS}': the month before this one, UTC) for every owner: "
+                       "one line per owner, exit 10 when one is missing or incomplete")
+    watch.add_argument("--owners", default=os.environ.get("GHVAULT_OWNERS"),
+                       help="comma-separated owners to expect (default GHVAULT_OWNERS, else "
+                            "every owner with an archive under LOCATION)")
+    watch.add_argument("--notify-topic", default=os.environ.get("GHVAULT_NOTIFY_TOPIC"),
+                       metavar="SNS_TOPIC_ARN", help="publish one message there when a month "
+                       "is missing or incomplete (default GHVAULT_NOTIFY_TOPIC)")
     listing.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -253,6 +268,10 @@ def restore_command(args: argparse.Namespace, argv: list[str]) -> int:
 def list_command(args: argparse.Namespace, argv: list[str]) -> int:
     from .catalog import catalog, render
 
+    if args.expect is not None:
+        from .watchdog import expect_command
+
+        return expect_command(args)
     result = catalog(args.location, args.owner)
     print(json.dumps(result, indent=1) if args.json else render(result), flush=True)
     return 0

@@ -32,6 +32,7 @@ class Exit(IntEnum):
     NOT_READY = 7
     INVALID = 8
     UNREADABLE = 9
+    INCOMPLETE_MONTH = 10
 
 
 EXIT_MEANINGS: dict[Exit, str] = {
@@ -50,6 +51,8 @@ EXIT_MEANINGS: dict[Exit, str] = {
                   "listed, one per line)",
     Exit.UNREADABLE: "verify/restore/list: the archive cannot be read (missing, access "
                      "denied, not a zip archive)",
+    Exit.INCOMPLETE_MONTH: "list --expect: an owner's archive for the expected month is "
+                           "missing or incomplete (one line per owner; the topic was told)",
 }
 
 # Exit codes after which running the same command again may succeed without anyone
@@ -129,6 +132,24 @@ def previous_month(month: str) -> str:
     return f"{year - 1}-12" if mm == 1 else f"{year}-{mm - 1:02d}"
 
 
+# `ghvault list --expect previous`: the month before the one the command runs in (UTC). A
+# schedule cannot template a month, so the stack's watchdog names it this way.
+EXPECT_PREVIOUS = "previous"
+
+
+def expected_month(text: str, now: datetime | None = None) -> str:
+    """The month `--expect` names: YYYY-MM (checked as `check_month`), or EXPECT_PREVIOUS
+    for the month before the current UTC month."""
+    if text == EXPECT_PREVIOUS:
+        today = (now or datetime.now(UTC)).astimezone(UTC)
+        return previous_month(f"{today.year:04d}-{today.month:02d}")
+    try:
+        return check_month(text, now)
+    except ValueError as e:
+        raise ValueError(f"{e} (or give --expect {EXPECT_PREVIOUS} for the month before "
+                         "this one)") from None
+
+
 def archive_key(prefix: str | None, owner: str, month: str) -> str:
     """`{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`; no leading slash without prefix."""
     year, mm = _month_grammar(month).split("-")
@@ -158,6 +179,8 @@ SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
             "not_modified", "rate_limit_remaining", "duration_s"),
     "verify": ("archive", "ok", "problems", "entries", "bundles", "bytes", "counts"),
     "restore": ("archive", "to", "counts", "problems", "push_failures", "duration_s"),
+    "list --expect": ("location", "month", "owners", "ok", "missing", "incomplete",
+                      "notified"),
 }
 
 
@@ -182,8 +205,9 @@ def parse_summary(lines: Iterable[str]) -> dict[str, Any] | None:
 
 
 __all__ = [
-    "ARCHIVE_SUFFIX", "EXIT_MEANINGS", "FIRST_MONTH", "KINDS", "MONTH_PATTERN", "OWNER_PATTERN",
-    "RETRYABLE_EXITS", "SIDECAR_SUFFIX", "SUMMARY_FIELDS", "ArchiveId", "Exit", "archive_key",
-    "check_month", "check_owner", "latest_month", "parse_archive_key", "parse_summary",
-    "previous_month", "sidecar_key", "summary_line",
+    "ARCHIVE_SUFFIX", "EXIT_MEANINGS", "EXPECT_PREVIOUS", "FIRST_MONTH", "KINDS",
+    "MONTH_PATTERN", "OWNER_PATTERN", "RETRYABLE_EXITS", "SIDECAR_SUFFIX", "SUMMARY_FIELDS",
+    "ArchiveId", "Exit", "archive_key", "check_month", "check_owner", "expected_month",
+    "latest_month", "parse_archive_key", "parse_summary", "previous_month", "sidecar_key",
+    "summary_line",
 ]

@@ -53,6 +53,13 @@ class ArchiveUnreadable(GhvaultError):
     exit_code = Exit.UNREADABLE
 
 
+class MonthIncomplete(GhvaultError):
+    """`ghvault list --expect`: some owner's archive for the month is missing or
+    incomplete (each listed on its own line before)."""
+
+    exit_code = Exit.INCOMPLETE_MONTH
+
+
 class NotFound(GhvaultError):
     """A resource answered 404 (a repository deleted during the run, say)."""
 
