@@ -1,16 +1,17 @@
 """infra/ghvault.yaml deployed into moto's CloudFormation, finished where moto stops short.
 
 moto's CloudFormation (5.2.x) creates every resource type of the template except
-`AWS::S3::BucketPolicy` and `AWS::SNS::TopicPolicy` (it logs "No Moto CloudFormation
-support" and skips them), and for several types it keeps only some properties: a bucket
-gets its name, encryption and tags but not its lifecycle, versioning, public access block,
-ownership controls or notifications; a task definition keeps its family, containers and
-memory but not its network mode, compatibilities, CPU, roles or ephemeral storage; a
-cluster drops its capacity providers; a VPC drops its DNS attributes; a repository drops
-its scan-on-push setting and lifecycle policy. moto's S3 also drops a lifecycle rule's
-object size filters and always reports TransitionDefaultMinimumObjectSize
-all_storage_classes_128K (tests/airflow/test_infra.py checks the template's rule against the
-Glacier sensor directly for that reason).
+`AWS::S3::BucketPolicy`, `AWS::SNS::TopicPolicy` and `AWS::Scheduler::Schedule` (it logs
+"No Moto CloudFormation support" and skips them; the schedule is created with moto's
+Scheduler API, named `<stack>-<logical id>`), and for several types it keeps only some
+properties: a bucket gets its name, encryption and tags but not its lifecycle, versioning,
+public access block, ownership controls or notifications; a task definition keeps its
+family, containers and memory but not its network mode, compatibilities, CPU, roles or
+ephemeral storage; a cluster drops its capacity providers; a VPC drops its DNS attributes;
+a repository drops its scan-on-push setting and lifecycle policy. moto's S3 also drops a
+lifecycle rule's object size filters and always reports TransitionDefaultMinimumObjectSize
+all_storage_classes_128K (tests/airflow/test_infra.py checks the template's rule against
+the Glacier sensor directly for that reason).
 
 `complete_in_moto` plays CloudFormation's part for exactly those: it reads each resource's
 properties from the stack's template, resolved by moto's own resolver against the stack
@@ -26,6 +27,7 @@ in this process (`ThreadedMotoServer`), as `devtools.fargate` does.
 
 from __future__ import annotations
 
+import ast
 import copy
 import functools
 import json
@@ -279,6 +281,45 @@ def _repository(aws, name: str, props: dict) -> list[str]:
     return [f"AWS::ECR::Repository {', '.join(done)}"] if done else []
 
 
+def _schedule(aws, name: str, props: dict) -> list[str]:
+    """moto has EventBridge Scheduler but no CloudFormation handler for it: create the
+    schedule with the Scheduler API from the template's properties, named as
+    CloudFormation names it (`<stack>-<logical id>-<suffix>`, here without the suffix)."""
+    target = props["Target"]
+    ecs = target.get("EcsParameters")
+    api_target = {"Arn": target["Arn"], "RoleArn": target["RoleArn"]}
+    if "Input" in target:
+        api_target["Input"] = target["Input"]
+    if "RetryPolicy" in target:
+        api_target["RetryPolicy"] = {k: int(v) for k, v in target["RetryPolicy"].items()}
+    if ecs:
+        params: dict[str, Any] = {"TaskDefinitionArn": ecs["TaskDefinitionArn"],
+                                  "TaskCount": int(ecs.get("TaskCount", 1))}
+        for key in ("LaunchType", "PlatformVersion", "Group", "PropagateTags", "ReferenceId"):
+            if key in ecs:
+                params[key] = ecs[key]
+        if "CapacityProviderStrategy" in ecs:
+            params["CapacityProviderStrategy"] = [
+                {"capacityProvider": s["CapacityProvider"], "weight": int(s.get("Weight", 0)),
+                 "base": int(s.get("Base", 0))} for s in ecs["CapacityProviderStrategy"]]
+        vpc = (ecs.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration")
+        if vpc:
+            params["NetworkConfiguration"] = {"awsvpcConfiguration": {
+                k: vpc[k] for k in ("Subnets", "SecurityGroups", "AssignPublicIp")
+                if vpc.get(k) is not None}}
+        api_target["EcsParameters"] = params
+    window = {"Mode": props["FlexibleTimeWindow"]["Mode"]}
+    if "MaximumWindowInMinutes" in props["FlexibleTimeWindow"]:
+        window["MaximumWindowInMinutes"] = int(
+            props["FlexibleTimeWindow"]["MaximumWindowInMinutes"])
+    extra = {k: props[k] for k in ("Description", "ScheduleExpressionTimezone", "State",
+                                   "GroupName") if props.get(k) is not None}
+    aws.client("scheduler").create_schedule(
+        Name=props.get("Name") or name[:64], ScheduleExpression=props["ScheduleExpression"],
+        FlexibleTimeWindow=window, Target=api_target, **extra)
+    return ["AWS::Scheduler::Schedule (created with the Scheduler API)"]
+
+
 COMPLETIONS = {
     "AWS::ECR::Repository": _repository,
     "AWS::S3::Bucket": _bucket,
@@ -287,6 +328,7 @@ COMPLETIONS = {
     "AWS::ECS::TaskDefinition": _task_definition,
     "AWS::ECS::Cluster": _cluster,
     "AWS::EC2::VPC": _vpc,
+    "AWS::Scheduler::Schedule": _schedule,
 }
 
 
@@ -321,7 +363,11 @@ class _StackView(dict):
             self[p["ParameterKey"]] = p["ParameterValue"]
         for key, spec in template.get("Parameters", {}).items():
             if spec["Type"] == "CommaDelimitedList":
-                self[key] = str(self[key]).split(",")
+                value = self[key]
+                if isinstance(value, str) and value.startswith("["):
+                    # moto describes a list parameter by its Python repr
+                    value = ast.literal_eval(value)
+                self[key] = value if isinstance(value, list) else str(value).split(",")
         for r in cf.list_stack_resources(StackName=name)["StackResourceSummaries"]:
             if r["LogicalResourceId"] not in template["Resources"]:
                 continue  # moto lists the resources it skipped with no id or type
@@ -333,6 +379,9 @@ class _StackView(dict):
                 attributes["Arn"] = aws.client("iam").get_role(RoleName=physical)["Role"]["Arn"]
             elif kind == "AWS::Events::Rule":
                 attributes["Arn"] = aws.client("events").describe_rule(Name=physical)["Arn"]
+            elif kind == "AWS::ECS::Cluster":
+                attributes["Arn"] = aws.client("ecs").describe_clusters(clusters=[physical])[
+                    "clusters"][0]["clusterArn"]
             self[r["LogicalResourceId"]] = _Resource(physical, attributes)
         from moto.cloudformation.parsing import LazyDict, parse_condition
 
@@ -364,10 +413,10 @@ def resolved_properties(aws, name: str) -> dict[str, tuple[str, str | None, dict
 def complete_in_moto(aws, name: str) -> list[str]:
     """Apply what moto's CloudFormation skipped (see the module docstring); say what."""
     done: list[str] = []
-    for kind, physical, props in resolved_properties(aws, name).values():
+    for logical_id, (kind, physical, props) in resolved_properties(aws, name).items():
         handler = COMPLETIONS.get(kind)
-        if handler is not None:
-            done += handler(aws, physical, props)
+        if handler is not None:  # a resource moto skipped has no physical id: name it
+            done += handler(aws, physical or f"{name}-{logical_id}", props)
     return done
 
 

@@ -80,7 +80,8 @@ def test_iam_grants_no_wildcard_actions_and_scopes_every_resource() -> None:
     template = load_template()
     statements = identity_statements(template)
     assert {rid for rid, _ in statements} == {"ExecutionRole", "TaskPolicy", "AirflowPolicy",
-                                             "ExecutionTokenKeyPolicy", "TaskBucketKeyPolicy"}
+                                             "ExecutionTokenKeyPolicy", "TaskBucketKeyPolicy",
+                                             "WatchdogSchedulerRole", "WatchdogTaskPolicy"}
     unscoped = set()
     for rid, statement in statements:
         assert statement["Effect"] == "Allow", (rid, statement)
