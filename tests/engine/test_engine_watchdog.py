@@ -214,3 +214,23 @@ def test_s3_bucket_that_does_not_exist_exits_9(moto_server) -> None:
                    "--owners", "x", env=moto_server.env())
     assert proc.returncode == Exit.UNREADABLE, proc.stderr
     assert "does not exist" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("code", "status", "says"), [
+    ("AuthorizationError", 403, "is denied (AuthorizationError: no): grant sns:Publish on it"),
+    ("KMSAccessDenied", 400, "grant sns:Publish on it (and kms:GenerateDataKey"),
+    ("InvalidClientTokenId", 403, "rejected the AWS credentials (InvalidClientTokenId)"),
+    ("NotFound", 404, "does not exist: create it or fix --notify-topic"),
+    ("Throttled", 400, "SNS refused to publish to"),
+])
+def test_sns_failures_are_one_sentence_exit_5(code: str, status: int, says: str) -> None:
+    from botocore.exceptions import ClientError
+    from ghvault.errors import DestinationError
+    from ghvault.storage.failures import notify_error
+
+    topic = "arn:aws:sns:us-east-1:123456789012:t"
+    exc = ClientError({"Error": {"Code": code, "Message": "no"},
+                       "ResponseMetadata": {"HTTPStatusCode": status}}, "Publish")
+    error = notify_error(exc, topic)
+    assert isinstance(error, DestinationError) and error.exit_code == Exit.DESTINATION
+    assert says in str(error), str(error)
