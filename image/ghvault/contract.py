@@ -52,7 +52,7 @@ EXIT_MEANINGS: dict[Exit, str] = {
     Exit.UNREADABLE: "verify/restore/list: the archive cannot be read (missing, access "
                      "denied, not a zip archive)",
     Exit.INCOMPLETE_MONTH: "list --expect: an owner's archive for the expected month is "
-                           "missing or incomplete (one line per owner; the topic was told)",
+                           "missing or incomplete (one line per owner; --notify-topic is told)",
 }
 
 # Exit codes after which running the same command again may succeed without anyone
