@@ -131,7 +131,8 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
         the trigger's) limit is the task's execution_timeout, else the settings'
         backup_timeout; one poll every waiter_delay_seconds."""
         limit = self.execution_timeout or settings.backup_timeout
-        if self.execution_timeout and self.execution_timeout != settings.backup_timeout:
+        mismatch = self.execution_timeout and self.execution_timeout != settings.backup_timeout
+        if mismatch and not isinstance(self, VerifyContract):  # verification is shorter
             self.log.warning("execution_timeout %s is not the settings' backup_timeout %s: "
                              "the ECS waiter follows execution_timeout", self.execution_timeout,
                              settings.backup_timeout)
