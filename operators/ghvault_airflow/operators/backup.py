@@ -238,7 +238,8 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
             raise self.start_failure(str(err)) from err
         except (AirflowException, WaiterError) as err:
             error = self.engine_failure_of_task()
-            if error is None and isinstance(err, WaiterError):
+            if error is None and isinstance(err, WaiterError) and "max attempts" in str(
+                    err).lower():
                 error = BackupFailed(
                     f"The ECS task {self.arn} backing up {self.github_owner} did not stop "
                     f"within {self.waiter_delay * self.waiter_max_attempts} s ({err}): raise "
