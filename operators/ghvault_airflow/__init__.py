@@ -1,5 +1,6 @@
-"""ghvault's Airflow side, shaped as an Airflow provider: deployment settings, the backup
-operators (ECS and local runners), the archive sensors, the SNS notifications.
+"""ghvault's Airflow side, shaped as an Airflow provider: deployment settings, the run plan,
+the archive hook (S3), the backup operators (ECS and local runners), the archive sensors,
+the SNS notifications.
 
 Installed as its own distribution (``operators/pyproject.toml``, import name
 ``ghvault_airflow`` so it cannot collide with another project's ``operators``); Airflow
@@ -33,6 +34,8 @@ def get_provider_info() -> dict:
                        "into S3 Glacier, run on ECS Fargate.",
         "versions": [__version__],
         "integrations": [{"integration-name": "ghvault", "tags": ["aws", "software"]}],
+        "hooks": [{"integration-name": "ghvault",
+                   "python-modules": ["ghvault_airflow.hooks.archive"]}],
         "operators": [{"integration-name": "ghvault", "python-modules": [
             "ghvault_airflow.operators.backup", "ghvault_airflow.operators.local"]}],
         "sensors": [{"integration-name": "ghvault",

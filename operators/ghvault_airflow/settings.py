@@ -11,11 +11,12 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 VARIABLE_NAME = "ghvault_settings"
@@ -32,6 +33,8 @@ SECRET_ENV_NAMES = frozenset({
     "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_APP_PRIVATE_KEY", "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
 })
+
+DEFAULT_BACKUP_TIMEOUT_HOURS = 12
 
 _TRUE = {"true", "1", "yes", "on", "enabled"}
 _FALSE = {"false", "0", "no", "off", "disabled"}
@@ -70,6 +73,10 @@ class DeploymentSettings:
     verify                 run `ghvault verify` on each new archive after the sensors (same
                            runner as the backup), while it is still in S3 Standard
     owners                 logins the DAG backs up when a run's params name none
+    backup_timeout_hours   how long one backup task may take (default 12): the task's
+                           execution_timeout and the ECS waiter's limit (see backup_timeout)
+    waiter_delay_seconds   how often the ECS runner (the triggerer, when deferred) asks ECS
+                           whether the task stopped (default 30)
     """
 
     bucket: str
@@ -96,6 +103,14 @@ class DeploymentSettings:
     engine_env: dict[str, str] = field(default_factory=dict)
     verify: bool = False
     owners: list[str] = field(default_factory=list)
+    backup_timeout_hours: int = DEFAULT_BACKUP_TIMEOUT_HOURS
+    waiter_delay_seconds: int = 30
+
+    @property
+    def backup_timeout(self) -> timedelta:
+        """How long one backup may run: the backup task's ``execution_timeout`` and, through
+        :func:`waiter_limits`, the ECS waiter's limit (one fact for both)."""
+        return timedelta(hours=self.backup_timeout_hours)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> DeploymentSettings:
@@ -150,6 +165,10 @@ class DeploymentSettings:
         if self.sns_topic_arn and not self.sns_topic_arn.startswith("arn:"):
             _fail("sns_topic_arn", f"is {self.sns_topic_arn!r}: use the topic's ARN "
                                    "(arn:aws:sns:REGION:ACCOUNT:NAME)")
+        if self.backup_timeout_hours < 1:
+            _fail("backup_timeout_hours", "is less than 1: give the hours a backup may take")
+        if not 1 <= self.waiter_delay_seconds <= 600:
+            _fail("waiter_delay_seconds", f"is {self.waiter_delay_seconds}: use 1 to 600 seconds")
         if not self.token_parameter:
             _fail("token_parameter", "is empty: name the SSM SecureString holding the token")
         if not self.container_name:
@@ -310,3 +329,23 @@ def run_month(context: Mapping[str, Any]) -> str:
     if tz is not None and moment.tzinfo is not None:
         moment = moment.astimezone(tz)
     return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def backup_timeout(settings: DeploymentSettings | None = None,
+                   env: Mapping[str, str] = os.environ) -> timedelta:
+    """The backup task's ``execution_timeout``: the settings' ``backup_timeout``; at parse
+    time, when the Variable is not read, GHVAULT_BACKUP_TIMEOUT_HOURS or the default."""
+    if settings is not None:
+        return settings.backup_timeout
+    hours = _coerce("backup_timeout_hours", "int",
+                    env.get(ENV_PREFIX + "BACKUP_TIMEOUT_HOURS") or DEFAULT_BACKUP_TIMEOUT_HOURS)
+    if hours < 1:
+        _fail("backup_timeout_hours", "is less than 1: give the hours a backup may take")
+    return timedelta(hours=hours)
+
+
+def waiter_limits(timeout: timedelta, delay_seconds: int) -> tuple[int, int]:
+    """(waiter_delay, waiter_max_attempts) for the ECS waiter so that it gives up exactly
+    when ``timeout`` has passed (rounded up to a whole poll), not before."""
+    delay = max(1, int(delay_seconds))
+    return delay, max(1, math.ceil(timeout.total_seconds() / delay))

@@ -242,6 +242,25 @@ def test_the_plan_builds_the_keys_the_operators_build(dag):
         assert contract.parse_archive_key(entry["previous_key"]) == (entry["owner"], "2025-12")
 
 
+@pytest.mark.parametrize("prefix", ["github", "backups/gh", ""])
+def test_the_run_plan_builds_the_keys_the_operators_and_the_hook_read(prefix):
+    """RunPlan (what the DAG's plan hands every task) names the operators' keys, and the
+    sidecar the hook reads is the contract's."""
+    from ghvault_airflow.plan import RunPlan
+    from ghvault_airflow.settings import DeploymentSettings
+
+    plan = RunPlan(settings=DeploymentSettings(bucket="vault", prefix=prefix),
+                   month="2026-01", runner="local", owners=("octocat", "octo-org"))
+    for entry in plan.per_owner():
+        result = operator_key(entry["owner"], "2026-01", prefix)
+        assert (entry["key"], entry["manifest_key"]) == (result["key"], result["manifest_key"])
+        assert entry["manifest_key"] == contract.sidecar_key(entry["key"])
+        assert contract.parse_archive_key(entry["previous_key"]) == (entry["owner"], "2025-12")
+    from ghvault_airflow.hooks import archive
+
+    assert archive.sidecar_key is contract.sidecar_key
+
+
 def test_the_dag_names_each_mapped_task_by_its_owner(dag):
     """Each task of the mapped group renders its owner as map index, the sensors (which
     take only the key) included."""

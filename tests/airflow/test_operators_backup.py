@@ -1,152 +1,45 @@
-"""Settings, the archive key, and both backup operators.
+"""Both backup operators: what they take, what they ask ECS for, the local runner.
 
-The ECS operator runs against moto's ECS (FARGATE in moto's default VPC): RunTask is real,
-and a hook on the operator's own ECS client plays the container the moment moto accepts
-the task (writes its CloudWatch log lines, records its exit code on moto's task), so that
-the provider's waiter, its log fetcher and its success check all run unmodified. The local
-operator runs the real engine against the GitHub simulator, moto's S3 and moto's SSM.
+The local operator runs the real engine against the GitHub simulator, moto's S3 and moto's
+SSM. The ECS operator against moto's ECS: test_operators_ecs.py; settings, keys and the run
+plan: test_settings.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
 import re
-import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from types import SimpleNamespace
 from urllib.parse import quote
 
 import pendulum
 import pytest
-from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
-from airflow.sdk.module_loading import import_string
-from ghvault.contract import archive_key, previous_month
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from ghvault_airflow.operators.backup import (
-    BackupFailed,
-    DestinationFailed,
     EngineAuthError,
     EngineConfigError,
     GithubBackupOperator,
-    GitHubUnavailable,
     GithubVerifyOperator,
     LocalBackupOperator,
     LocalVerifyOperator,
     OwnerNotFound,
     VerificationFailed,
+    awslogs_stream,
     backup_operator_class,
     engine_arguments,
 )
-from ghvault_airflow.settings import (
-    DeploymentSettings,
-    SettingsError,
-    load_settings,
-    run_month,
-)
+from ghvault_airflow.settings import DeploymentSettings
 
 from tests.conftest import OTHER_TOKEN, TOKEN
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-
-
-# -- settings and keys -----------------------------------------------------------------------
-
-def test_archive_key_layout():
-    assert archive_key("github", "hubber", "2026-10") == "github/hubber/2026/10/hubber-2026-10.zip"
-    assert archive_key("/backups/gh/", "hubworks", "2027-01") == \
-        "backups/gh/hubworks/2027/01/hubworks-2027-01.zip"
-    assert archive_key("", "hubber", "2026-10") == "hubber/2026/10/hubber-2026-10.zip"
-    for owner, month in (("hub/ber", "2026-10"), ("", "2026-10"), ("hubber", "2026-13"),
-                         ("hubber", "2026-1"), ("hubber", "October")):
-        with pytest.raises(ValueError):
-            archive_key("github", owner, month)
-
-
-def test_previous_month():
-    assert previous_month("2026-10") == "2026-09"
-    assert previous_month("2027-01") == "2026-12"
-
-
-def test_run_month_uses_the_data_interval_else_run_after():
-    october = pendulum.datetime(2026, 10, 1, tz="UTC")
-    assert run_month({"data_interval_start": october,
-                      "dag_run": SimpleNamespace(run_after=pendulum.datetime(2026, 11, 1))}) \
-        == "2026-10"
-    # A run triggered without a logical date has no data_interval_* keys at all.
-    assert run_month({"dag_run": SimpleNamespace(run_after=pendulum.datetime(2026, 11, 17))}) \
-        == "2026-11"
-    assert run_month({"data_interval_start": None,
-                      "dag_run": SimpleNamespace(run_after=datetime(2026, 12, 3, tzinfo=UTC))}) \
-        == "2026-12"
-    with pytest.raises(ValueError, match="month="):
-        run_month({})
-
-
-def test_run_month_reads_the_interval_in_the_schedules_timezone():
-    from airflow.sdk import DAG
-    from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
-
-    paris = pendulum.timezone("Europe/Paris")
-    dag = DAG("tz", schedule=CronDataIntervalTimetable("0 0 1 * *", timezone=paris),
-              start_date=pendulum.datetime(2026, 1, 1, tz=paris))
-    start = pendulum.datetime(2026, 10, 1, tz=paris).in_timezone("UTC")  # 2026-09-30T22:00Z
-    assert start.month == 9
-    assert run_month({"dag": dag, "data_interval_start": start}) == "2026-10"
-
-
-def test_load_settings_from_dict_json_repr_and_env():
-    base = {"bucket": "backups", "prefix": "/gh/", "subnets": ["subnet-1"]}
-    assert load_settings(base, env={}) == load_settings(json.dumps(base), env={}) \
-        == load_settings(repr(base), env={})
-    s = load_settings(base, env={})
-    assert (s.prefix, s.runner, s.container_name, s.token_parameter) == \
-        ("gh", "ecs", "ghvault", "/ghvault/github-token")
-    s = load_settings(json.dumps(base), env={
-        "GHVAULT_BUCKET": "other", "GHVAULT_SUBNETS": "subnet-a, subnet-b",
-        "GHVAULT_ASSIGN_PUBLIC_IP": "false", "GHVAULT_RETENTION_DAYS": "400",
-        "GHVAULT_ENGINE_ENV": '{"SSL_CERT_FILE": "/ca.pem"}', "GHVAULT_OWNERS": "hubber,hubworks",
-        "GHVAULT_CAPACITY_PROVIDER": "FARGATE_SPOT", "GHVAULT_UNRELATED": "ignored"})
-    assert (s.bucket, s.subnets, s.assign_public_ip, s.retention_days, s.engine_env,
-            s.capacity_provider, s.owners) == ("other", ["subnet-a", "subnet-b"], False, 400,
-                                               {"SSL_CERT_FILE": "/ca.pem"}, "FARGATE_SPOT",
-                                               ["hubber", "hubworks"])
-    assert load_settings(None, env={"GHVAULT_BUCKET": "b"}).bucket == "b"
-
-
-@pytest.mark.parametrize("value, key", [
-    ({}, "'bucket'"),
-    ("", "'bucket'"),
-    ({"bucket": "b", "bukcet": "b"}, "'bukcet'"),
-    ({"bucket": "s3://b/x"}, "'bucket'"),
-    ({"bucket": "b", "runner": "k8s"}, "'runner'"),
-    ({"bucket": "b", "glacier_storage_class": "COLD"}, "'glacier_storage_class'"),
-    ({"bucket": "b", "transition_days": 30, "retention_days": 30}, "'retention_days'"),
-    ({"bucket": "b", "retention_days": "a year"}, "'retention_days'"),
-    ({"bucket": "b", "assign_public_ip": "maybe"}, "'assign_public_ip'"),
-    ({"bucket": "b", "subnets": "[1, 2]"}, "'subnets'"),
-    ({"bucket": "b", "engine_env": {"GITHUB_TOKEN": "x"}}, "'engine_env'"),
-    ({"bucket": "b", "github_api_url": "api.github.com"}, "'github_api_url'"),
-    ({"bucket": "b", "state_url": "/var/state"}, "'state_url'"),
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "JSON object"),
-])
-def test_load_settings_errors_name_the_key(value, key):
-    with pytest.raises(SettingsError, match=key) as info:
-        load_settings(value, env={})
-    assert str(info.value).endswith(".") and ": " in str(info.value)
-
-
-def test_ecs_settings_require_cluster_task_definition_and_subnets():
-    with pytest.raises(SettingsError, match="'cluster' is required for runner 'ecs'"):
-        load_settings({"bucket": "b"}, env={}).require_ecs()
-    load_settings({"bucket": "b", "runner": "local"}, env={})  # the local runner needs none
 
 
 def test_backup_operator_class():
@@ -218,11 +111,13 @@ def test_overrides_carry_the_command_and_no_secret():
     assert (op.launch_type, op.capacity_provider_strategy) == ("FARGATE", None)
     assert (op.awslogs_group, op.awslogs_stream_prefix, op.awslogs_region) == \
         ("/ghvault/backup", "ghvault", REGION)
-    assert (op.reattach, op.propagate_tags, op.waiter_delay, op.waiter_max_attempts) == \
-        (True, "TASK_DEFINITION", 15, 1440)
+    # deferrable by default; the waiter gives up after the settings' 12 hours, polled every 30 s
+    assert (op.reattach, op.propagate_tags, op.deferrable, op.waiter_delay,
+            op.waiter_max_attempts) == (True, "TASK_DEFINITION", True, 30, 1440)
     assert (op.aws_conn_id, op.region_name) == ("aws_default", REGION)
-    op.arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/ghvault/abc123"
-    assert op._get_logs_stream_name() == "ghvault/ghvault/abc123"  # the awslogs driver's name
+    assert awslogs_stream(op.awslogs_stream_prefix, op.container_name,
+                          f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/ghvault/abc123") == \
+        "ghvault/ghvault/abc123"  # the awslogs driver's name
 
 
 def test_capacity_provider_explicit_arguments_and_extra_overrides():
@@ -323,182 +218,6 @@ def test_default_args_reach_every_constructor_argument(operator_class):
         mapped = operator_class.partial(task_id="m", settings=SETTINGS, verify_with="ecs") \
             .expand(github_owner=["hubber", "hubworks"])
         assert mapped.partial_kwargs["verify_with"] == "ecs"
-
-
-# -- the ECS operator against moto's ECS -----------------------------------------------------
-
-@pytest.fixture
-def ecs(aws, monkeypatch):
-    """A Fargate-ready account in moto: cluster, task definition with the token secret, logs."""
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", "aws://testing:testing@/?region_name="
-                       f"{REGION}&endpoint_url={quote(aws.endpoint, safe='')}")
-    name = f"ghvault-{uuid.uuid4().hex[:8]}"
-    ec2 = aws.client("ec2")
-    subnet = ec2.describe_subnets(
-        Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
-    group = ec2.describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": [subnet["VpcId"]]},
-        {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
-    parameter = f"/{name}/github-token"
-    aws.client("ssm").put_parameter(Name=parameter, Type="SecureString", Value=TOKEN)
-    client = aws.client("ecs")
-    client.create_cluster(clusterName=name)
-    client.register_task_definition(
-        family=name, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
-        memory="512", containerDefinitions=[{
-            "name": "ghvault", "image": "ghvault:latest", "memory": 512, "essential": True,
-            "secrets": [{"name": "GITHUB_TOKEN", "valueFrom": parameter}],
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": f"/{name}", "awslogs-region": REGION,
-                "awslogs-stream-prefix": "ghvault"}}}])
-    aws.client("logs").create_log_group(logGroupName=f"/{name}")
-    settings = {**SETTINGS, "cluster": name, "task_definition": name, "log_group": f"/{name}",
-                "subnets": [subnet["SubnetId"]], "security_groups": [group],
-                "token_parameter": parameter}
-    return SimpleNamespace(aws=aws, client=client, name=name, settings=settings,
-                           parameter=parameter)
-
-
-def play_container(ecs, exit_code: int, lines: list[str]):
-    """A botocore hook that plays the container when moto accepts RunTask."""
-    from moto.ecs.models import ecs_backends
-
-    def after_run_task(parsed, **_):
-        for described in parsed.get("tasks", []):
-            task = ecs_backends[ACCOUNT][REGION].tasks[ecs.name][described["taskArn"]]
-            stream = f"ghvault/ghvault/{task.id}"
-            logs = ecs.aws.client("logs")
-            logs.create_log_stream(logGroupName=ecs.settings["log_group"], logStreamName=stream)
-            now = int(time.time() * 1000)
-            logs.put_log_events(
-                logGroupName=ecs.settings["log_group"], logStreamName=stream,
-                logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(lines)])
-            container = task.containers[0]
-            container.last_status = "STOPPED"
-            container.exitCode = exit_code
-            task.desired_status = "STOPPED"
-
-    return after_run_task
-
-
-def ecs_operator(ecs, exit_code: int, lines: list[str], **kwargs) -> GithubBackupOperator:
-    op = GithubBackupOperator(task_id="backup", github_owner="hubworks", settings=ecs.settings,
-                              region_name=REGION, waiter_delay=0,
-                              awslogs_fetch_interval=pendulum.duration(seconds=0.2), **kwargs)
-    op.client.meta.events.register("after-call.ecs.RunTask", play_container(ecs, exit_code, lines))
-    return op
-
-
-SUMMARY = {"owner": "hubworks", "month": "2026-10", "counts": {"repos": 3}, "bytes": 1234,
-           "api_requests": 42, "duration_s": 1.5}
-
-
-def test_ecs_success_returns_the_key_and_the_summary(ecs):
-    op = ecs_operator(ecs, 0, ["collecting hubworks", json.dumps(SUMMARY)])
-    context = context_for(pendulum.datetime(2026, 10, 1, tz="UTC"), map_index=3)
-    result = op.execute(context)
-    key = "github/hubworks/2026/10/hubworks-2026-10.zip"
-    assert result == {"owner": "hubworks", "month": "2026-10", "bucket": "ghvault-archives",
-                      "key": key, "manifest_key": key + ".manifest.json", "summary": SUMMARY}
-    arn = context["ti"].xcoms["ecs_task_arn"]
-    (task,) = ecs.client.describe_tasks(cluster=ecs.name, tasks=[arn])["tasks"]
-    ti = context["ti"]
-    assert task["startedBy"] == generate_uuid(ti.dag_id, ti.task_id, ti.run_id, "3")
-    assert task["launchType"] == "FARGATE"
-    assert task["overrides"]["containerOverrides"][0]["command"][:6] == [
-        "run", "--owner", "hubworks", "--month", "2026-10", "--dest"]
-    assert TOKEN not in json.dumps(task, default=str) + json.dumps(result)
-    assert all(TOKEN not in str(getattr(op, f)) for f in op.template_fields)
-
-
-@pytest.mark.parametrize("code, error, words", [
-    (2, EngineConfigError, "exit 2"),
-    (3, EngineAuthError, "update the SSM parameter {parameter}"),
-    (4, OwnerNotFound, "'hubworks' does not exist"),
-    (5, DestinationFailed, "s3://ghvault-archives/github/hubworks/2026/10/"),
-    (6, GitHubUnavailable, "githubstatus"),
-    (1, BackupFailed, "internal error"),
-    (137, BackupFailed, "out of memory"),
-])
-def test_ecs_exit_codes_become_specific_errors(ecs, code, error, words):
-    op = ecs_operator(ecs, code, ["starting", f"ERROR: the engine's reason for {code}"])
-    with pytest.raises(error, match=words.format(parameter=ecs.parameter)) as info:
-        op.execute(context_for(pendulum.datetime(2026, 10, 1, tz="UTC")))
-    assert type(info.value) is error and info.value.exit_code == code
-    assert f"the engine's reason for {code}" in str(info.value)  # the container's last lines
-    assert isinstance(info.value, AirflowFailException) == (code in (2, 3, 4))
-
-
-def test_ecs_deferrable_defers_then_completes_with_the_mapping(ecs):
-    context = context_for(pendulum.datetime(2026, 10, 1, tz="UTC"))
-    op = ecs_operator(ecs, 3, ["bad credentials"], deferrable=True)
-    with pytest.raises(TaskDeferred) as deferred:
-        op.execute(context)
-    trigger = deferred.value.trigger
-    arn = context["ti"].xcoms["ecs_task_arn"]
-    assert (trigger.task_arn, trigger.log_group) == (arn, ecs.settings["log_group"])
-    assert trigger.log_stream == f"ghvault/ghvault/{arn.rsplit('/', 1)[1]}"
-    assert trigger.waiter_max_attempts == 1440  # 6 hours of 15 s polls by default
-    # The triggerer: the serialized trigger, rebuilt and run with aiobotocore against moto.
-    path, kwargs = trigger.serialize()
-    trigger_class = import_string(path)
-    assert kwargs["region_name"] == REGION and kwargs["log_stream"] == trigger.log_stream
-
-    async def first_event():
-        async for event in trigger_class(**kwargs).run():
-            return event.payload
-
-    event = asyncio.run(first_event())
-    assert event == {"status": "success", "task_arn": arn, "cluster": ecs.name}
-    # A fresh instance resumes, as after the triggerer (its settings are rendered again).
-    resumed = GithubBackupOperator(task_id="backup", github_owner="hubworks",
-                                   settings=json.dumps(ecs.settings), region_name=REGION)
-    with pytest.raises(EngineAuthError, match=ecs.parameter) as info:
-        resumed.execute_complete(context, event)
-    assert "bad credentials" in str(info.value)
-
-
-def test_ecs_verification_runs_ghvault_verify_on_the_months_archive(ecs):
-    key = "github/hubworks/2026/10/hubworks-2026-10.zip"
-    op = GithubVerifyOperator(task_id="verify", github_owner="hubworks", settings=ecs.settings,
-                              verify_with="ecs", region_name=REGION, waiter_delay=0,
-                              awslogs_fetch_interval=pendulum.duration(seconds=0.2))
-    op.client.meta.events.register("after-call.ecs.RunTask", play_container(
-        ecs, 0, ["verifying", json.dumps({"ok": True, "entries": 12})]))
-    context = context_for(pendulum.datetime(2026, 10, 1, tz="UTC"))
-    result = op.execute(context)
-    assert result["verified"] is True and result["key"] == key
-    assert result["summary"] == {"ok": True, "entries": 12}
-    (task,) = ecs.client.describe_tasks(cluster=ecs.name,
-                                        tasks=[context["ti"].xcoms["ecs_task_arn"]])["tasks"]
-    assert task["overrides"]["containerOverrides"][0]["command"] == [
-        "verify", f"s3://ghvault-archives/{key}"]
-
-    op = GithubVerifyOperator(task_id="verify", github_owner="hubworks", settings=ecs.settings,
-                              verify_with="ecs", region_name=REGION, waiter_delay=0,
-                              awslogs_fetch_interval=pendulum.duration(seconds=0.2))
-    op.client.meta.events.register("after-call.ecs.RunTask", play_container(
-        ecs, 1, ["BAD repos/api/git.bundle: sha256 differs from the manifest"]))
-    with pytest.raises(VerificationFailed, match="found problems in the archive of hubworks "
-                                                 "for 2026-10") as info:
-        op.execute(context_for(pendulum.datetime(2026, 10, 1, tz="UTC")))
-    assert "repos/api/git.bundle" in str(info.value)
-    assert isinstance(info.value, AirflowFailException)  # a retry would verify the same bytes
-
-
-def test_ecs_refuses_a_task_definition_with_a_plaintext_token_or_wrong_container(ecs):
-    ecs.client.register_task_definition(
-        family=ecs.name, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-        cpu="256", memory="512", containerDefinitions=[{
-            "name": "ghvault", "image": "ghvault:latest", "memory": 512,
-            "environment": [{"name": "GITHUB_TOKEN", "value": TOKEN}]}])
-    op = ecs_operator(ecs, 0, [])
-    with pytest.raises(EngineConfigError, match="GITHUB_TOKEN as plain environment"):
-        op.execute(context_for())
-    op = ecs_operator(ecs, 0, [], container_name="backup")
-    with pytest.raises(EngineConfigError, match="no container named 'backup'"):
-        op.execute(context_for())
-    assert ecs.client.list_tasks(cluster=ecs.name)["taskArns"] == []  # nothing was started
 
 
 # -- the local operator: the real engine, the simulator, moto's S3 and SSM -------------------

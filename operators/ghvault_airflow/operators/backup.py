@@ -11,7 +11,7 @@ child's environment only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
+from contextlib import contextmanager
 from typing import Any
 
 from airflow.providers.amazon.aws.exceptions import EcsTaskFailToStart
@@ -19,7 +19,7 @@ from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 from ghvault.contract import parse_summary
 
 from ghvault_airflow.operators.engine import (  # noqa: F401  (the exceptions are this module's API too)
@@ -37,9 +37,17 @@ from ghvault_airflow.operators.engine import (  # noqa: F401  (the exceptions ar
     engine_error,
 )
 from ghvault_airflow.operators.local import LocalBackupOperator, LocalVerifyOperator
-from ghvault_airflow.settings import DeploymentSettings, SettingsError
+from ghvault_airflow.settings import DeploymentSettings, SettingsError, waiter_limits
 
-SIX_HOURS_OF_15S = 4 * 60 * 6
+
+class TaskStartFailed(BackupFailed):
+    """ECS accepted the task but could not start its container (stopCode TaskFailedToStart)."""
+
+
+def awslogs_stream(prefix: str, container: str, task_arn: str) -> str:
+    """The stream the awslogs driver writes a container's output to:
+    ``prefix-name/container-name/ecs-task-id`` (AWS's documented naming)."""
+    return f"{prefix}/{container}/{task_arn.rsplit('/', 1)[-1]}"
 
 
 class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
@@ -51,7 +59,15 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
     ``launch_type``/``capacity_provider_strategy``, ``awslogs_*``, ``region_name`` and
     ``aws_conn_id`` default to the settings; any other ``EcsRunTaskOperator`` argument passes
     through. Returns ``{"owner", "month", "bucket", "key", "manifest_key", "summary"}`` and
-    pushes the ECS task ARN to XCom key ``ecs_task_arn``.
+    pushes the ECS task ARN to XCom key ``ecs_task_arn``; ``summary`` is the engine's summary
+    line, which is the container's last log line the provider returns.
+
+    Deferrable by default: the triggerer waits for the task, no worker slot is held. The
+    waiter polls every ``waiter_delay`` seconds (default: the settings'
+    ``waiter_delay_seconds``) and gives up when the task's ``execution_timeout`` (else the
+    settings' ``backup_timeout``) has passed. A container that ends on a non-zero exit code
+    raises the engine's exception for it (:mod:`~ghvault_airflow.operators.engine`); a task
+    ECS could not start raises :class:`TaskStartFailed` naming the likely fix.
     """
 
     template_fields: Sequence[str] = (*EcsRunTaskOperator.template_fields,
@@ -64,14 +80,17 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                  overrides: dict | None = None, launch_type: str | None = None,
                  aws_conn_id: str | None = None,
                  reattach: bool = True, propagate_tags: str | None = "TASK_DEFINITION",
-                 waiter_delay: int = 15, waiter_max_attempts: int = SIX_HOURS_OF_15S,
+                 deferrable: bool = True, waiter_delay: int | None = None,
+                 waiter_max_attempts: int | None = None,
                  number_logs_exception: int = 20, **kwargs) -> None:
         self._conn_from_settings = aws_conn_id is None
+        # waiter_delay / waiter_max_attempts left None are derived in prepare() from the
+        # settings and the task's execution_timeout (settings.waiter_limits)
         super().__init__(task_definition=task_definition, cluster=cluster,
                          overrides=overrides or {}, launch_type=launch_type,
                          aws_conn_id=aws_conn_id or "aws_default", reattach=reattach,
-                         propagate_tags=propagate_tags, waiter_delay=waiter_delay,
-                         waiter_max_attempts=waiter_max_attempts,
+                         propagate_tags=propagate_tags, deferrable=deferrable,
+                         waiter_delay=waiter_delay, waiter_max_attempts=waiter_max_attempts,
                          number_logs_exception=number_logs_exception, **kwargs)
         self._token_source: str | None = None
         self._run_state: tuple[DeploymentSettings, str, str] | None = None
@@ -104,7 +123,23 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
         arguments = self.engine_argv(settings, month, key)
         self.overrides = self.overrides_for(settings, arguments, self.overrides)
         self._token_source = self._token_source or settings.token_parameter
+        self.set_waiter_limits(settings)
         return settings, month, key
+
+    def set_waiter_limits(self, settings: DeploymentSettings) -> None:
+        """Give up waiting exactly when the task's time is up: the waiter's (or, deferred,
+        the trigger's) limit is the task's execution_timeout, else the settings'
+        backup_timeout; one poll every waiter_delay_seconds."""
+        limit = self.execution_timeout or settings.backup_timeout
+        mismatch = self.execution_timeout and self.execution_timeout != settings.backup_timeout
+        if mismatch and not isinstance(self, VerifyContract):  # verification is shorter
+            self.log.warning("execution_timeout %s is not the settings' backup_timeout %s: "
+                             "the ECS waiter follows execution_timeout", self.execution_timeout,
+                             settings.backup_timeout)
+        if self.waiter_delay is None:
+            self.waiter_delay = settings.waiter_delay_seconds
+        if self.waiter_max_attempts is None:
+            self.waiter_max_attempts = waiter_limits(limit, self.waiter_delay)[1]
 
     @staticmethod
     def network_for(settings: DeploymentSettings) -> dict:
@@ -173,40 +208,70 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                              "have no token", self.container_name, self.task_definition)
 
     # -- running and checking ---------------------------------------------------------------
+    # Only the provider's public API: execute / execute_complete return the container's last
+    # log line (the engine's summary line); a failure is read back from describe_tasks.
     def execute(self, context):
         settings, month, key = self._run_state = self.prepare(context)
         self.check_task_definition()
-        self.log.info("%s %s for %s, s3://%s/%s", self.doing, self.github_owner, month,
-                      settings.bucket, key)
-        super().execute(context)  # defers in deferrable mode: execute_complete resumes
-        return self._result(settings, month, key, self.read_summary())
+        self.log.info("%s %s for %s, s3://%s/%s (waiting at most %s, polling every %d s%s)",
+                      self.doing, self.github_owner, month, settings.bucket, key,
+                      self.execution_timeout or settings.backup_timeout, self.waiter_delay,
+                      ", deferred to the triggerer" if self.deferrable else "")
+        with self._engine_failures():
+            last_line = super().execute(context)  # deferrable: raises TaskDeferred
+        return self._result(settings, month, key, self.read_summary(last_line))
 
     def execute_complete(self, context, event: dict[str, Any] | None = None):
         settings, month, key = self._run_state = self.prepare(context)
-        super().execute_complete(context, event)
-        return self._result(settings, month, key, self.read_summary())
+        with self._engine_failures():
+            last_line = super().execute_complete(context, event)
+        return self._result(settings, month, key, self.read_summary(last_line))
 
-    def _check_success_task(self) -> None:
+    @contextmanager
+    def _engine_failures(self):
+        """Turn the provider's failures into the engine's specific exceptions."""
         try:
-            super()._check_success_task()
-        except AirflowSkipException:
+            yield
+        except AirflowSkipException:  # skip_on_exit_code
             raise
         except EcsTaskFailToStart as err:
-            if "secret" in str(err).lower() or "ssm" in str(err).lower():
-                raise EcsTaskFailToStart(
-                    f"{err}: ECS could not inject the token; check that the SSM parameter "
-                    f"{self._token_source} "
-                    "exists and that the task execution role may ssm:GetParameters and "
-                    "kms:Decrypt it") from err
-            raise
-        except AirflowException as err:
-            error = self._engine_error()
+            raise self.start_failure(str(err)) from err
+        except (AirflowException, WaiterError) as err:
+            error = self.engine_failure_of_task()
+            if error is None and isinstance(err, WaiterError) and "max attempts" in str(
+                    err).lower():
+                error = BackupFailed(
+                    f"The ECS task {self.arn} backing up {self.github_owner} did not stop "
+                    f"within {self.waiter_delay * self.waiter_max_attempts} s ({err}): raise "
+                    "backup_timeout_hours in the settings (and the task's execution_timeout), "
+                    "or back up fewer repositories per task")
             if error is None:
                 raise
             raise error from err
 
-    def _engine_error(self) -> BackupFailed | None:
-        """The engine's exception for a STOPPED container with a non-zero exit code."""
+    def start_failure(self, reason: str) -> TaskStartFailed:
+        """The exception for a task ECS could not start, naming the likely fix."""
+        lowered = reason.lower()
+        if "secret" in lowered or "ssm" in lowered:
+            fix = (f"ECS could not inject the token: check that the SSM parameter "
+                   f"{self._token_source} exists and that the task execution role may "
+                   "ssm:GetParameters and kms:Decrypt it")
+        elif "cannotpullcontainer" in lowered:
+            fix = ("the engine image cannot be pulled: push it to the registry the task "
+                   f"definition {self.task_definition} names, and let the execution role pull it")
+        elif "log group" in lowered or "awslogs" in lowered:
+            fix = (f"create the CloudWatch log group {self.awslogs_group} (infra/ghvault.yaml "
+                   "does), or fix 'log_group' in the settings")
+        else:
+            fix = "see the task's stoppedReason in the ECS console; Airflow retries the task"
+        return TaskStartFailed(f"ECS could not start the task backing up {self.github_owner} "
+                               f"({reason}): {fix}.")
+
+    def engine_failure_of_task(self) -> BackupFailed | None:
+        """The engine's exception for the stopped task's container exit code (None when the
+        container did not end on a non-zero code of its own: the provider's error stands)."""
+        if not self.arn or self._run_state is None:
+            return None
         settings, month, key = self._run_state
         tasks = self.client.describe_tasks(cluster=self.cluster, tasks=[self.arn])["tasks"]
         for task in tasks:
@@ -215,36 +280,43 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                     f"Fargate Spot reclaimed the task backing up {self.github_owner} "
                     f"({task.get('stoppedReason', '')}): Airflow retries it; set "
                     "capacity_provider to FARGATE if this keeps happening.")
+            if task.get("stopCode") == "TaskFailedToStart":
+                return self.start_failure(task.get("stoppedReason", ""))
             for container in task.get("containers", []):
                 if container.get("name") != self.container_name:
                     continue
                 if container.get("lastStatus") != "STOPPED" or not container.get("exitCode"):
-                    continue  # not the engine's own failure: the provider's message stands
+                    continue
                 return self.engine_failure(
                     container["exitCode"], settings=settings, month=month, key=key,
                     token_source=self._token_source or "", where="the task role",
-                    log_lines=self._last_log_lines())
+                    log_lines=self.last_log_lines())
         return None
 
-    @cached_property
-    def _logs(self):
-        return AwsLogsHook(aws_conn_id=self.aws_conn_id, region_name=self.resolve_awslogs_region(),
-                           verify=self.verify, config=self.botocore_config).conn
-
-    def _last_log_lines(self, limit: int | None = None) -> list[str]:
-        if not self._aws_logs_enabled() or not self.arn:
+    def last_log_lines(self, limit: int | None = None) -> list[str]:
+        """The container's last CloudWatch log lines (the awslogs stream of this task)."""
+        if not (self.awslogs_group and self.awslogs_stream_prefix and self.arn):
             return []
+        logs = AwsLogsHook(aws_conn_id=self.aws_conn_id, region_name=self.resolve_awslogs_region(),
+                           verify=self.verify, config=self.botocore_config).conn
         try:
-            events = self._logs.get_log_events(
-                logGroupName=self.awslogs_group, logStreamName=self._get_logs_stream_name(),
+            events = logs.get_log_events(
+                logGroupName=self.awslogs_group,
+                logStreamName=awslogs_stream(self.awslogs_stream_prefix, self.container_name,
+                                             self.arn),
                 startFromHead=False, limit=limit or self.number_logs_exception)["events"]
         except ClientError as err:
             self.log.warning("Cannot read the container's log: %s", err)
             return []
         return [e["message"] for e in events]
 
-    def read_summary(self) -> dict | None:
-        return parse_summary(self._last_log_lines(limit=10))
+    def read_summary(self, last_line: str | None) -> dict | None:
+        """The engine's summary: the last log line the provider returned."""
+        summary = parse_summary([last_line] if last_line else [])
+        if summary is None and (self.awslogs_group and self.do_xcom_push):
+            self.log.warning("The container's last log line is not the engine's summary: %r",
+                             last_line)
+        return summary
 
 
 class GithubVerifyOperator(VerifyContract, GithubBackupOperator):
