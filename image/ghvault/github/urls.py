@@ -27,8 +27,9 @@ def check_base_url(url: str, flag: str, fix: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{flag} {url!r} is not an http(s)://host URL: {fix}.")
     if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{flag} {url!r} carries credentials: {fix} (the token comes from "
-                         "the environment only).")
+        shown = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+        raise ValueError(f"{flag} {shown!r} carries credentials: {fix} (the token comes "
+                         "from the environment only).")
     if parts.query or parts.fragment or any(c.isspace() for c in url):
         raise ValueError(f"{flag} {url!r} has a query, a fragment or spaces: {fix}.")
     return url
