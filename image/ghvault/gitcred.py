@@ -85,6 +85,7 @@ class CredentialServer:
         except GhvaultError as e:
             self.failure = e
             return {}
+        self.failure = None
         return {"username": "x-access-token", "password": token}
 
     def config(self, urls: list[str]) -> list[tuple[str, str]]:
