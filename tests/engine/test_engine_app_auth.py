@@ -35,6 +35,8 @@ def app_gh() -> RunningSim:
     """The tiny world with an App whose tokens live TTL s, API answers 150 ms late and git
     at 400 kbit/s: a run lasts several token lifetimes."""
     running, stop = start_sim(app_token_ttl=TTL, faults=Faults.parse("", 150), git_kbps=400)
+    for repo in running.sim.world.repos.values():  # LFS behind the credential helper too
+        repo.private = repo.private or bool(repo.lfs_objects)
     yield running
     stop()
 
@@ -95,6 +97,7 @@ def test_an_app_run_longer_than_its_tokens_keeps_every_private_repository(app_gh
     assert proc.returncode == 0, proc.stderr[-3000:]
     truth = app_gh.sim.world.counts()[role]
     assert summary["counts"]["repos"] == truth["repos"]
+    assert summary["counts"].get("lfs_objects", 0) == truth["lfs_objects"]
     assert summary["duration_s"] > 2 * TTL, "the run must outlive several tokens"
     private = [r.name for r in app_gh.sim.world.repos_of(owner) if r.private]
     assert private, "the world has private repositories to lose"

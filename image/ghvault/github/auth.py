@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +194,7 @@ class InstallationAuth(Auth.AppInstallationAuth):
         return self.generation != generation or (issued is not None
                                                  and issued.expires <= time.time())
 
-    def _fresh(self, margin: Any) -> _Issued:
+    def _fresh(self, margin: Callable[[float], float]) -> _Issued:
         with self._lock:
             issued = self._issued
             if issued is None or issued.expires - time.time() < margin(issued.lifetime):
