@@ -209,3 +209,16 @@ def test_another_users_token_says_the_private_repositories_are_not_listed():
     ledger = Ledger()
     list_repos(client, {"login": "o", "type": "User"}, "o", opts, ledger)  # the owner's own
     assert client.asked[-1] == "/user/repos" and ledger.skipped == []
+
+
+def test_an_unreachable_github_while_finding_the_installation_is_exit_6():
+    from ghvault.errors import GitHubUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends
+    started = time.monotonic()
+    with pytest.raises(GitHubUnavailable, match="did not answer when GitHub App 42 looked"):
+        make_auth(f"http://127.0.0.1:{port}/api/v3", "o",
+                  {"GITHUB_APP_ID": "42", "GITHUB_APP_PRIVATE_KEY": pem()})
+    assert time.monotonic() - started < 30
