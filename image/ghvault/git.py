@@ -3,9 +3,11 @@
 Every git (and git-lfs) child gets a fresh environment: a private HOME with no config, no
 system config, no prompts (GIT_TERMINAL_PROMPT=0, GIT_ASKPASS=false), the caller's TLS and
 proxy settings, and the credential as `http.<base-url>/.extraheader` through
-GIT_CONFIG_COUNT. git and git-lfs both match that key against each request's URL, so the
-header goes to the GitHub server only (never to LFS storage on another origin), and it is
-never written to argv, a URL, a config file, FETCH_HEAD, a log or a bundle. Redirects are
+GIT_CONFIG_COUNT (a GitHub App's installation tokens, which expire, come from a credential
+helper instead: see gitcred.py). git and git-lfs both match that key against each
+request's URL, so the header goes to the GitHub server only (never to LFS storage on
+another origin), and it is never written to argv, a URL, a config file, FETCH_HEAD, a log
+or a bundle. Redirects are
 not followed (git would send the header on to the new origin for the rest of a clone), and
 a remote outside the git origin is not fetched at all (`RemoteElsewhere`, a skipped item).
 Messages are scrubbed of the token and its base64 forms before they are raised or logged.
@@ -27,8 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, quote, urlsplit
 
-from .errors import AuthError, ConfigError, GhvaultError, GitHubUnavailable, NotFound
+from .errors import ConfigError
+from .gitcred import CredentialServer, TokenSource
+from .gitfail import (
+    _LFS_MISSING,
+    GitAuthError,
+    GitError,
+    GitUnavailable,
+    RemoteElsewhere,
+    RepoNotFound,
+    _cause,
+    classify_failure,
+)
+from .gitproc import _CHILDREN, _CHILDREN_LOCK, kill_children
 from .layout import LFS_OID
+from .scrub import SCRUBBER
 
 log = logging.getLogger(__name__)
 
@@ -46,91 +61,9 @@ LFS_FILTER = (
     ("filter.lfs.required", "true"),
 )
 
-_NOT_FOUND = re.compile(r"repository not found|repository '[^']*' not found|returned error: 404",
-                        re.I)
-_AUTH = re.compile(r"could not read (username|password)|authentication (failed|required)|"
-                   r"terminal prompts disabled|returned error: 40[13]|HTTP 40[13]|"
-                   r"invalid username or token|permission to \S+ denied|authorization error|"
-                   r"access denied|credentials for \S+ not found", re.I)
-_TRANSIENT = re.compile(r"error: 5\d\d|HTTP 5\d\d|\[5\d\d\]|server error|connection reset|"
-                        r"early EOF|remote end hung up|unexpected disconnect|transfer closed|"
-                        r"failed to connect|couldn't connect|could not resolve host|timed out|"
-                        r"empty reply from server|SSL_read|SSL_ERROR_SYSCALL|GnuTLS recv error|"
-                        r"curl (7|18|28|35|52|55|56)\b|index-pack failed|connection refused|"
-                        r"error: 429|HTTP 429",
-                        re.I)
 # Where a git server's gists live when not under the server itself (GitHub Enterprise
 # serves them at /gist/<id>.git): fetched without the token, which they do not need.
 GIST_ORIGINS = {"https://github.com": "https://gist.github.com"}
-_REDIRECT = re.compile(r"returned error: 30[1278]\b|HTTP 30[1278]\b", re.I)
-_LFS_MISSING = re.compile(r"\[([0-9a-f]{64})\] (?:object )?does not exist", re.I)
-
-
-class GitError(GhvaultError):
-    """A git operation failed; the message names the repository, the cause and the fix."""
-
-
-# -- the git children of this process, so that a stopping run can kill them all ----------------
-
-_CHILDREN: set[subprocess.Popen] = set()  # started by Git.run and not reaped yet
-_CHILDREN_LOCK = threading.Lock()
-
-
-def _own_group_children() -> set[int]:
-    """Process groups led by a direct child of this process (how git children are started:
-    `start_new_session`, here and in bundles.py), read from /proc; empty where there is
-    none. A child is never reaped while listed here, so its pid cannot have been reused."""
-    me, groups = os.getpid(), set()
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return groups
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        ppid, pgid = int(fields[1]), int(fields[2])
-        if ppid == me and pgid == pid:
-            groups.add(pgid)
-    return groups
-
-
-def kill_children() -> int:
-    """SIGKILL the process group of every git child still running, so git's own helpers
-    (remote-https, index-pack, pack-objects, git-lfs) go with it; the number of groups.
-    Every git of this process leads its own group (`start_new_session`); this process's own
-    group is never signalled."""
-    with _CHILDREN_LOCK:
-        groups = {p.pid for p in _CHILDREN if p.returncode is None}
-    groups |= _own_group_children()
-    groups.discard(os.getpgrp())
-    killed = 0
-    for pgid in groups:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-            killed += 1
-        except (ProcessLookupError, PermissionError):
-            pass
-    return killed
-
-
-class RepoNotFound(GitError, NotFound):
-    """The server answered 404 / "Repository not found"."""
-
-
-class RemoteElsewhere(RepoNotFound):
-    """The remote is outside the git origin, or redirects: not fetched, so the token is
-    not sent there; skipped like a missing repository."""
-
-
-class GitAuthError(GitError, AuthError):
-    """The server refused the credentials (or asked for some and there were none)."""
-
-
-class GitUnavailable(GitError, GitHubUnavailable):
-    """Transient failures (5xx, resets, early EOF) outlasted the bounded retries."""
 
 
 @dataclass(frozen=True)
@@ -155,41 +88,25 @@ class _Result:
     stderr: str
 
 
-def classify_failure(stderr: str) -> str:
-    """"not_found", "redirect", "auth", "transient" or "other" for the stderr of a failed
-    git command."""
-    if _REDIRECT.search(stderr):
-        return "redirect"
-    if _NOT_FOUND.search(stderr):
-        return "not_found"
-    if _AUTH.search(stderr):
-        return "auth"
-    if _TRANSIENT.search(stderr):
-        return "transient"
-    return "other"
-
-
 def _origin(parts: SplitResult) -> tuple[str, str, int]:
     return (parts.scheme, parts.hostname or "",
             parts.port or (443 if parts.scheme == "https" else 80))
 
 
-def _cause(stderr: str) -> str:
-    """The most telling line of git's stderr, without `fatal:`/`error:` and trailing dots."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    picked = next((ln for ln in reversed(lines) if ln.startswith("fatal:")), None)
-    picked = picked or next((ln for ln in reversed(lines) if ln.startswith("error:")), None)
-    picked = picked or (lines[-1] if lines else "no error output")
-    return re.sub(r"^(fatal|error):\s*", "", picked).rstrip(".")[:300]
-
-
 class Git:
-    """Runs git for one GitHub server (`base_url`, e.g. https://github.com) with `token`."""
+    """Runs git for one GitHub server (`base_url`, e.g. https://github.com) with `token`, or
+    with the tokens of `tokens` (renewed during the run) through the credential helper."""
+
+    AUTH_RETRIES = 2  # runs again of a command refused because its token expired meanwhile
 
     def __init__(self, base_url: str, token: str | None, workdir: Path, timeout: float = 3600.0,
                  *, retries: int = 3, backoff: float = 2.0,
-                 extra_auth_urls: Sequence[str] = (), stop: threading.Event | None = None):
+                 extra_auth_urls: Sequence[str] = (), stop: threading.Event | None = None,
+                 tokens: TokenSource | None = None):
         self.auth_urls = [self._check_url(u) for u in (base_url, *extra_auth_urls)]
+        self.tokens = tokens
+        self.creds = CredentialServer(tokens, self.auth_urls) if tokens is not None else None
+        self.credential = tokens.name if tokens is not None else "the token"
         self.fetch_urls = self.auth_urls + [GIST_ORIGINS[u] for u in self.auth_urls
                                             if u in GIST_ORIGINS]
         if token is not None and (not token or re.search(r"\s", token)):
@@ -221,11 +138,20 @@ class Git:
 
     # environment and processes -------------------------------------------------------------
 
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.token or self.creds)
+
+    def close(self) -> None:
+        if self.creds is not None:
+            self.creds.close()
+
     def scrub(self, text: str) -> str:
-        """`text` with the token and its encoded forms replaced by ***."""
+        """`text` with the token and its encoded forms replaced by ***, and every secret
+        the run registered (installation tokens, say) by [REDACTED]."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return SCRUBBER.scrub(text)
 
     def env(self, lfs: bool = False) -> dict[str, str]:
         """The whole environment of a git child (credentials included, so keep it private)."""
@@ -246,6 +172,9 @@ class Git:
         ]
         if self.token:
             config += [(f"http.{url}/.extraheader", self._header) for url in self.auth_urls]
+        if self.creds is not None:
+            config += self.creds.config(self.auth_urls)
+            env.update(self.creds.env())
         if lfs:
             config += LFS_FILTER
         env["GIT_CONFIG_COUNT"] = str(len(config))
@@ -293,9 +222,23 @@ class Git:
 
     def _retrying(self, args: Sequence[str], url: str, what: str, cwd: Path | None = None,
                   cleanup: Path | None = None, lfs: bool = False) -> _Result:
-        """Run until success or a non-transient failure; GitUnavailable after the retries."""
+        """Run until success or a non-transient failure; GitUnavailable after the retries.
+        A command refused authentication after its token expired is run again (a slow
+        clone may hold a token longer than its margin): that is not the token's fault."""
+        refused = 0
         for attempt in range(self.retries + 1):
+            generation = self.tokens.generation if self.tokens is not None else 0
             result = self.run(args, cwd, lfs=lfs)
+            while result.code and classify_failure(result.stderr) == "auth" and \
+                    self.tokens is not None and refused < self.AUTH_RETRIES and \
+                    self.tokens.expired_since(generation):
+                refused += 1
+                log.info("%s of %s was refused after its token expired: running it again "
+                         "with a new one", what, url)
+                if cleanup is not None and cleanup.exists():
+                    shutil.rmtree(cleanup)
+                generation = self.tokens.generation
+                result = self.run(args, cwd, lfs=lfs)
             if result.code == 0 or classify_failure(result.stderr) != "transient":
                 return result
             if attempt < self.retries:
@@ -322,6 +265,12 @@ class Git:
             raise RepoNotFound(f"repository {url} was not found: check the name, or that the "
                                "token can see it")
         if kind == "auth":
+            if self.creds is not None and self.creds.failure is not None:
+                raise self.creds.failure  # the token could not be had: GitHub said why
+            if self.creds is not None:
+                raise GitAuthError(f"authentication failed for {url} with {self.credential}: "
+                                   "check that the App's installation grants the Contents "
+                                   "permission (read) on the repository")
             if self.token:
                 raise GitAuthError(f"authentication failed for {url}: check that the token is "
                                    "valid, has the `repo` scope and is authorized for the "
@@ -393,7 +342,7 @@ class Git:
         if result.code == 0:
             return True
         kind = classify_failure(result.stderr)
-        if kind == "not_found" or (kind == "auth" and not self.token):
+        if kind == "not_found" or (kind == "auth" and not self.authenticated):
             return False
         self._raise(result, url, "git ls-remote")
         return False  # unreachable: _raise raises
