@@ -210,9 +210,11 @@ def test_a_second_signal_does_not_cut_the_clean_up_short(slow_sim, moto_server, 
     proc = start_engine(slow_sim, moto_server, f"s3://{bucket}/{KEY}", workdir)
     wait_until(lambda: s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), 60,
                "multipart upload", proc)
+    # An impatient operator: the second signal follows at once (microseconds), while the
+    # clean-up (aborting the upload, a request to S3) is surely still running; a pause here
+    # let a fast clean-up finish first on an idle machine.
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)  # an impatient operator
+    proc.send_signal(signal.SIGINT)
     took, out, err = stop_with(proc, signal.SIGTERM)
     # Signals pending together are handled lowest number first: on a busy machine SIGINT
     # can be the one that starts the stop. The run ends with the code of that first one.
