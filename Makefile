@@ -10,12 +10,13 @@ NODE_STAMP := node_modules/.deps-installed
 SIM_SIZE ?= small
 SIM_PORT ?= 8765
 
-.PHONY: help deps system-deps test lint run sim bench constraints clean
+.PHONY: help deps system-deps test lint run sim bench constraints clean image
 
 help:
 	@echo "make test   install what is missing, then run the test suite"
 	@echo "make run    install what is missing, then run the embedded backup demo"
 	@echo "make sim    serve the GitHub simulator (SIM_SIZE=tiny|small|medium, SIM_PORT=...)"
+	@echo "make image  build the engine image ghvault:dev (docker, or podman installed if need be)"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks against python-github-backup (slow; not part of make test)"
 
@@ -40,6 +41,10 @@ deps: system-deps $(PY_STAMP) $(NODE_STAMP)
 
 test: deps
 	$(VENV)/bin/pytest
+
+# The engine image, with docker or podman (devtools/image.py says how it picks the base).
+image:
+	$(PYTHON) -m devtools.image
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
