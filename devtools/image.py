@@ -230,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         apt_install(["podman", "runc"])
         configure_podman()
         cli = "podman"
+        info = subprocess.run(["podman", "info"], capture_output=True, text=True)
+        if info.returncode != 0:
+            last = (info.stderr.strip().splitlines() or ["no output"])[-1]
+            die(f"podman does not run here ({last}): see docs/development.md, "
+                f"'The engine image'")
     base = choose_base(cli, args.base)
     cmd = [cli, "build", "--tag", args.tag, "--build-arg", f"BASE_IMAGE={base}",
            "--build-arg", f"REVISION={revision()}"]
@@ -246,4 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as exc:
+        die(f"`{' '.join(map(str, exc.cmd))[:200]}` failed with exit {exc.returncode} "
+            f"(its output is above)")
