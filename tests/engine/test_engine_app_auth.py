@@ -269,3 +269,19 @@ def test_git_runs_again_a_command_whose_token_expired_and_no_more(app_gh, tmp_pa
         assert always.generation == 1 + Git.AUTH_RETRIES  # bounded
     finally:
         git.close()
+
+
+def test_a_verbose_app_run_never_prints_a_token_jwt_or_key(app_gh, tmp_path):
+    """With -v PyGithub's requester would log each answer's body, the minted token's among
+    them, before the token is registered with the scrubber."""
+    before = set(issued_tokens(app_gh))
+    proc, _ = backup(app_gh, app_env(app_gh), "hubber", tmp_path / "a.zip", "--include",
+                     "labels", "-v")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DEBUG" in proc.stderr  # the HTTP layers' debug logging was really on
+    minted = [t for t in issued_tokens(app_gh) if t not in before]
+    assert minted
+    key = Path(app_gh.sim.app.ready()["private_key"]).read_text()
+    for secret in minted + [ln for ln in key.splitlines()[1:-1] if len(ln) >= 16]:
+        assert secret not in proc.stderr + proc.stdout
+    assert not re.search(r"eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_[A-Za-z0-9]{20,}", proc.stderr)

@@ -222,3 +222,25 @@ def test_an_unreachable_github_while_finding_the_installation_is_exit_6():
         make_auth(f"http://127.0.0.1:{port}/api/v3", "o",
                   {"GITHUB_APP_ID": "42", "GITHUB_APP_PRIVATE_KEY": pem()})
     assert time.monotonic() - started < 30
+
+
+def test_the_scrubber_redacts_secret_shapes_it_was_never_given():
+    from ghvault.scrub import Scrubber
+
+    s = Scrubber()
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nabc\n-----END RSA PRIVATE KEY-----"
+    text = s.scrub(f'ghs_{"a" * 36} github_pat_{"B_1" * 10} {{"token": "opaque", "x": 1}} '
+                   f'eyJhbGciOi.eyJpc3Mi.c2lnbmF0dXJl {pem} ghp_short')
+    for leak in ("ghs_a", "github_pat_B", "opaque", "eyJ", "MIIEow", "abc"):
+        assert leak not in text, text
+    assert '"x": 1' in text and "ghp_short" in text  # what is no secret stays
+
+
+def test_the_first_secrets_outlive_many_minted_ones():
+    from ghvault.scrub import Scrubber
+
+    s = Scrubber(["the-long-lived-pat-0123456789"])
+    for n in range(2000):
+        s.add(f"minted-token-{n:06d}-xyz", rotating=True)
+    assert "the-long-lived-pat" not in s.scrub("leak the-long-lived-pat-0123456789")
+    assert "minted-token-001999" not in s.scrub("leak minted-token-001999-xyz")

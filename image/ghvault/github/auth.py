@@ -116,7 +116,8 @@ def make_auth(api_url: str, owner: str, env: dict[str, str] | None = None) -> Au
         register(found)
         return Auth.Token(found)
     signer = Auth.AppAuth.create_jwt_sign(found.private_key, "RS256")
-    app = Auth.AppAuth(found.app_id, sign_func=lambda payload: register(_text(signer(payload))))
+    app = Auth.AppAuth(found.app_id, sign_func=lambda payload: register(
+        _text(signer(payload)), rotating=True))
     inst = found.installation_id or discover_installation(app, api_url, owner)
     return InstallationAuth(app, inst)
 
@@ -218,7 +219,7 @@ class InstallationAuth(Auth.AppInstallationAuth):
             raise GitHubUnavailable(f"GitHub did not answer when GitHub App {self.app_id} "
                                     f"asked for an installation token ({type(e).__name__}): "
                                     "check connectivity, or try later") from None
-        token = register(answer.token)
+        token = register(answer.token, rotating=True)
         # The server's expiry against our clock: GitHub's clock and ours agree within
         # seconds, and the margin is minutes on GitHub's hour.
         expires = answer.expires_at.timestamp() if answer.expires_at else started + 3600
