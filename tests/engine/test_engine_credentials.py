@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from types import SimpleNamespace
 
 import pytest
@@ -112,9 +113,9 @@ def test_installation_tokens_are_renewed_before_expiry_once_for_all_threads(capl
         t.join()
     assert len(creds.minted) == 1 and set(seen) == {creds.minted[0]}
     first = creds._issued
-    assert first.expires - time.time() > refresh_margin(first.lifetime)
+    assert first.deadline - time.monotonic() > refresh_margin(first.lifetime)
     # git needs more time left than the API: the same token until it has less than half
-    time.sleep(max(0.0, first.expires - time.time() - git_margin(first.lifetime) + 0.1))
+    time.sleep(max(0.0, first.deadline - time.monotonic() - git_margin(first.lifetime) + 0.1))
     generation = creds.generation
     assert creds.token == creds.minted[0]
     assert creds.git_token() == creds.minted[1]
@@ -130,7 +131,7 @@ def test_a_token_is_never_handed_out_with_less_than_the_margin_left():
     creds = Minting(lifetime=2)
     for _ in range(12):
         creds.token  # noqa: B018 - the property mints when due
-        left = creds._issued.expires - time.time()
+        left = creds._issued.deadline - time.monotonic()
         assert left >= refresh_margin(creds._issued.lifetime) - 0.05
         time.sleep(0.25)
     assert 2 <= len(creds.minted) <= 6  # renewed, but not for every request
@@ -142,6 +143,47 @@ def ask(server: CredentialServer, protocol: str, host: str) -> dict:
         s.sendall(json.dumps({"protocol": protocol, "host": host}).encode() + b"\n")
         s.shutdown(socket.SHUT_WR)
         return json.loads(s.makefile("rb").read())
+
+
+class Skewed(Minting):
+    """GitHub's clock `offset` seconds off ours: its answer's Date header and expires_at
+    are on its clock."""
+
+    def __init__(self, lifetime: float, offset: float):
+        super().__init__(lifetime)
+        self.offset = offset
+
+    def _get_installation_authorization(self):
+        token = f"ghs_skewed{len(self.minted):04d}" + "x" * 26
+        self.minted.append(token)
+        now = time.time() + self.offset
+        return SimpleNamespace(token=token, raw_headers={"date": format_datetime(
+            datetime.fromtimestamp(now, UTC), usegmt=True)},
+            expires_at=datetime.fromtimestamp(int(now + self.lifetime), UTC))
+
+
+@pytest.mark.parametrize("offset", [-3600, 3600])
+def test_a_token_lives_its_lifetime_whatever_our_clock_says(offset, monkeypatch):
+    creds = Skewed(lifetime=3600, offset=offset)
+    assert creds.token == creds.token == creds.minted[0]
+    assert 3590 < creds._issued.lifetime <= 3600
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 7200)  # NTP steps our clock
+    generation = creds.generation
+    assert creds.token == creds.minted[0] and not creds.expired_since(generation)
+
+
+def test_a_jwt_refused_for_its_claims_says_the_clock_is_off():
+    from ghvault.github.auth import app_error
+    from github import GithubException
+
+    e = GithubException(401, {"message": "'Issued at' claim ('iat') must be an Integer "
+                              "representing the time that the assertion was issued"}, {})
+    text = str(app_error(e, "42", None))
+    assert "clock" in text and "NTP" in text and "not a valid key" not in text
+    bad = str(app_error(GithubException(401, {"message": "A JSON web token could not be "
+                                              "decoded"}, {}), "42", None))
+    assert "GITHUB_APP_PRIVATE_KEY" in bad and "clock" not in bad
 
 
 def test_the_credential_server_answers_for_the_git_origin_only():
