@@ -88,6 +88,7 @@ class _Result:
     code: int
     stdout: bytes
     stderr: str
+    mark: int = 0  # the credential server's answers before the command started
 
 
 class Git:
@@ -187,6 +188,7 @@ class Git:
         argv = ["git", *args]
         log.debug("running %s", " ".join(argv))
         self._check_stop(args)
+        mark = self.creds.mark() if self.creds is not None else 0
         try:
             proc = subprocess.Popen(
                 argv, cwd=cwd or self.workdir, env=self.env(lfs),
@@ -212,7 +214,8 @@ class Git:
             with _CHILDREN_LOCK:
                 _CHILDREN.discard(proc)
         self._check_stop(args)  # killed because the run is stopping: not a git failure
-        return _Result(proc.returncode, out, self.scrub(err.decode("utf-8", "replace")))
+        return _Result(proc.returncode, out, self.scrub(err.decode("utf-8", "replace")),
+                       mark)
 
     def _check_stop(self, args: Sequence[str]) -> None:
         if self.stop is not None and self.stop.is_set():
@@ -263,8 +266,9 @@ class Git:
             raise RepoNotFound(f"repository {url} was not found: check the name, or that the "
                                "token can see it")
         if kind == "auth":
-            if self.creds is not None and self.creds.failure is not None:
-                raise self.creds.failure  # the token could not be had: GitHub said why
+            failure = self.creds.failure_since(result.mark) if self.creds else None
+            if failure is not None:
+                raise failure  # the token could not be had: GitHub said why
             if self.creds is not None:
                 raise GitAuthError(f"authentication failed for {url} with {self.credential}: "
                                    "check that the App's installation grants the Contents "

@@ -286,3 +286,35 @@ def test_the_first_secrets_outlive_many_minted_ones():
         s.add(f"minted-token-{n:06d}-xyz", rotating=True)
     assert "the-long-lived-pat" not in s.scrub("leak the-long-lived-pat-0123456789")
     assert "minted-token-001999" not in s.scrub("leak minted-token-001999-xyz")
+
+
+class Flaky:
+    """A token source whose mint fails when `fail` is set."""
+
+    name = "the installation token of GitHub App 42"
+    generation = 1
+    fail = False
+
+    def git_token(self) -> str:
+        if self.fail:
+            raise AuthError("GitHub refused GitHub App 42 an installation token")
+        return "ghs_" + "t" * 36
+
+    def expired_since(self, generation: int) -> bool:
+        return False
+
+
+def test_a_failed_mint_is_told_to_the_command_that_asked_not_undone_by_another():
+    source = Flaky()
+    server = CredentialServer(source, ["https://git.example.com"])
+    try:
+        first = server.mark()  # a git command starts
+        source.fail = True
+        assert ask(server, "https", "git.example.com") == {}  # its child asks: refused
+        source.fail = False
+        second = server.mark()  # a concurrent command starts; its child gets a token
+        assert ask(server, "https", "git.example.com")["password"]
+        assert "refused GitHub App 42" in str(server.failure_since(first))
+        assert server.failure_since(second) is None
+    finally:
+        server.close()
