@@ -319,3 +319,13 @@ def test_a_request_that_waited_out_the_rate_limit_past_its_token_gets_a_fresh_on
         assert app.issued > minted  # the re-sent request carried a new token
     finally:
         client.close()
+
+
+def test_an_app_given_by_client_id_and_an_escaped_pem_backs_up(app_gh, tmp_path):
+    app = app_gh.sim.app.ready()
+    escaped = Path(app["private_key"]).read_text().strip().replace("\n", "\\n")
+    proc, summary = backup(app_gh, {"GITHUB_APP_ID": app["client_id"],
+                                    "GITHUB_APP_PRIVATE_KEY": escaped}, "hubber",
+                           tmp_path / "a.zip", "--include", "labels")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary["counts"]["repos"] == app_gh.sim.world.counts()["user"]["repos"]

@@ -52,6 +52,16 @@ def test_a_pat_comes_first_and_nothing_at_all_names_both_ways():
         make_auth("https://api.github.com", "o", {})
 
 
+@pytest.mark.parametrize("app_id", ["42", "Iv1.0123456789abcdef", "Iv23li0123456789abcd"])
+def test_app_settings_accept_a_client_id_and_a_pem_with_escaped_newlines(app_id):
+    key = pem()
+    found = make_auth("https://api.github.com", "o", {
+        "GITHUB_APP_ID": app_id, "GITHUB_APP_PRIVATE_KEY": key.strip().replace("\n", "\\n"),
+        "GITHUB_APP_INSTALLATION_ID": "7"})
+    assert isinstance(found, InstallationAuth) and found.app_id == app_id
+    assert found._app_auth.create_jwt().count(".") == 2  # the key was read and signs
+
+
 def test_app_settings_accept_pem_text_or_a_path(tmp_path):
     key = pem()
     (tmp_path / "app.pem").write_text(key)
@@ -184,6 +194,9 @@ def test_a_jwt_refused_for_its_claims_says_the_clock_is_off():
     bad = str(app_error(GithubException(401, {"message": "A JSON web token could not be "
                                               "decoded"}, {}), "42", None))
     assert "GITHUB_APP_PRIVATE_KEY" in bad and "clock" not in bad
+    iss = str(app_error(GithubException(401, {"message": "'Issuer' claim ('iss') must be an "
+                                              "Integer"}, {}), "42", None))
+    assert "clock" not in iss and "GITHUB_APP_ID" in iss
 
 
 def test_the_credential_server_answers_for_the_git_origin_only():

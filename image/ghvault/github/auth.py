@@ -39,8 +39,12 @@ MAX_MARGIN = 300.0  # seconds: a token is renewed this long before it expires, a
 PAT_NAME = "the token in GITHUB_TOKEN"
 # What a request that got no answer raises (requests' errors are OSErrors).
 UNANSWERED: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
-# GitHub's 401 to a JWT whose iat/exp our clock set wrong (not a wrong key).
-CLAIMS = re.compile(r"\biat\b|\bexp\b|claim", re.IGNORECASE)
+# The App's numeric id, or its client ID (Iv1.… or Iv23…), which GitHub accepts as the
+# JWT's `iss` too.
+APP_ID = re.compile(r"\d+|Iv[0-9A-Za-z.]{8,}")
+# GitHub's 401 to a JWT whose iat/exp our clock set wrong (not a wrong key). Not any
+# "claim": GitHub's word on a bad `iss` is one too, and that is the App id's fault.
+CLAIMS = re.compile(r"\b(iat|exp)\b", re.IGNORECASE)
 NO_CREDENTIALS = ("no GitHub credentials: set GITHUB_TOKEN (a token with repo, read:org, "
                   "read:user and gist scopes) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY "
                   "(a GitHub App installed on the owner)")
@@ -81,10 +85,13 @@ def settings_from(env: dict[str, str]) -> str | AppSettings:
     inst = env.get("GITHUB_APP_INSTALLATION_ID", "").strip()
     if not app_id and not key.strip():
         raise AuthError(NO_CREDENTIALS)
-    if not app_id.isdigit() or not key.strip():
+    if not app_id or not key.strip():
         raise AuthError("GitHub App credentials need both GITHUB_APP_ID (the App's numeric "
                         "id) and GITHUB_APP_PRIVATE_KEY (its private key, PEM text or a "
                         "path): set the one missing")
+    if not APP_ID.fullmatch(app_id):
+        raise AuthError(f"GITHUB_APP_ID {app_id!r} is neither the App's numeric id nor its "
+                        "client ID (Iv...): copy the App ID from the App's settings page")
     if inst and not inst.isdigit():
         raise AuthError("GITHUB_APP_INSTALLATION_ID must be the installation's numeric id: "
                         "fix it, or unset it to use the App's installation on --owner")
@@ -92,8 +99,12 @@ def settings_from(env: dict[str, str]) -> str | AppSettings:
 
 
 def load_private_key(value: str) -> str:
-    """PEM text, from `value` itself or from the file it names; AuthError otherwise."""
+    """PEM text, from `value` itself or from the file it names; AuthError otherwise. PEM
+    text with literal `\\n` escapes (as env files and secret stores often hold it) is
+    unescaped."""
     text = value.strip()
+    if text.startswith("-----BEGIN") and "\n" not in text and "\\n" in text:
+        text = text.replace("\\n", "\n")
     if not text.startswith("-----BEGIN"):
         try:
             with open(os.path.expanduser(text)) as f:
