@@ -397,6 +397,10 @@ def run(args: argparse.Namespace) -> int:
     pygithub = logging.getLogger("github")
     pygithub.handlers.clear()
     pygithub.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # Its requester logs every answer's body at DEBUG, an installation token's among them
+    # (before we can register it with the scrubber): never below INFO, -v or not.
+    logging.getLogger("github.Requester").setLevel(
+        logging.INFO if args.verbose else logging.WARNING)
 
     if not 1 <= args.concurrency <= 20:
         raise ConfigError("--concurrency must be between 1 and 20 (GitHub advises modest "

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from .errors import ConfigError
 from .gitcred import CredentialServer, TokenSource
@@ -41,6 +41,7 @@ from .gitfail import (
     _cause,
     classify_failure,
 )
+from .github.urls import origin
 from .gitproc import _CHILDREN, _CHILDREN_LOCK, kill_children
 from .layout import LFS_OID
 from .scrub import SCRUBBER
@@ -63,7 +64,8 @@ LFS_FILTER = (
 
 # Where a git server's gists live when not under the server itself (GitHub Enterprise
 # serves them at /gist/<id>.git): fetched without the token, which they do not need.
-GIST_ORIGINS = {"https://github.com": "https://gist.github.com"}
+# Keyed by normalised origin (urls.origin), so GitHub.com or github.com:443 find it too.
+GIST_ORIGINS = {origin("https://github.com"): "https://gist.github.com"}
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,7 @@ class _Result:
     code: int
     stdout: bytes
     stderr: str
-
-
-def _origin(parts: SplitResult) -> tuple[str, str, int]:
-    return (parts.scheme, parts.hostname or "",
-            parts.port or (443 if parts.scheme == "https" else 80))
+    mark: int = 0  # the credential server's answers before the command started
 
 
 class Git:
@@ -107,8 +105,9 @@ class Git:
         self.tokens = tokens
         self.creds = CredentialServer(tokens, self.auth_urls) if tokens is not None else None
         self.credential = tokens.name if tokens is not None else "the token"
-        self.fetch_urls = self.auth_urls + [GIST_ORIGINS[u] for u in self.auth_urls
-                                            if u in GIST_ORIGINS]
+        self.fetch_urls = self.auth_urls + [
+            GIST_ORIGINS[origin(u)] for u in self.auth_urls
+            if origin(u) in GIST_ORIGINS and not urlsplit(u).path.strip("/")]
         if token is not None and (not token or re.search(r"\s", token)):
             raise ConfigError("the GitHub token is empty or contains whitespace: set "
                               "GITHUB_TOKEN to the token alone")
@@ -189,6 +188,7 @@ class Git:
         argv = ["git", *args]
         log.debug("running %s", " ".join(argv))
         self._check_stop(args)
+        mark = self.creds.mark() if self.creds is not None else 0
         try:
             proc = subprocess.Popen(
                 argv, cwd=cwd or self.workdir, env=self.env(lfs),
@@ -214,7 +214,8 @@ class Git:
             with _CHILDREN_LOCK:
                 _CHILDREN.discard(proc)
         self._check_stop(args)  # killed because the run is stopping: not a git failure
-        return _Result(proc.returncode, out, self.scrub(err.decode("utf-8", "replace")))
+        return _Result(proc.returncode, out, self.scrub(err.decode("utf-8", "replace")),
+                       mark)
 
     def _check_stop(self, args: Sequence[str]) -> None:
         if self.stop is not None and self.stop.is_set():
@@ -265,8 +266,9 @@ class Git:
             raise RepoNotFound(f"repository {url} was not found: check the name, or that the "
                                "token can see it")
         if kind == "auth":
-            if self.creds is not None and self.creds.failure is not None:
-                raise self.creds.failure  # the token could not be had: GitHub said why
+            failure = self.creds.failure_since(result.mark) if self.creds else None
+            if failure is not None:
+                raise failure  # the token could not be had: GitHub said why
             if self.creds is not None:
                 raise GitAuthError(f"authentication failed for {url} with {self.credential}: "
                                    "check that the App's installation grants the Contents "
@@ -302,7 +304,8 @@ class Git:
         parts = urlsplit(url)
         for base in self.fetch_urls:
             b = urlsplit(base)
-            if _origin(parts) == _origin(b) and \
+            # origin() maps a malformed port (the API's word) to -1: matches no base.
+            if origin(url) == origin(base) and not origin(url).endswith(":-1") and \
                     (parts.path + "/").startswith(b.path.rstrip("/") + "/"):
                 return url
         raise RemoteElsewhere(f"the API named {url}, outside the git origin "

@@ -53,7 +53,12 @@ class CredentialServer:
     def __init__(self, source: TokenSource, urls: list[str]):
         self.source = source
         self.origins = {origin(u) for u in urls}
-        self.failure: GhvaultError | None = None  # why the last token could not be had
+        # Git children of concurrent commands share this server: a failure is kept with
+        # the number of the answer it was, and a command is told of the failures since it
+        # started (see mark), never undone by another command's success.
+        self.lock = threading.Lock()
+        self.answers = 0
+        self.failure: tuple[int, GhvaultError] | None = None  # the last token not had
         self.dir = tempfile.mkdtemp(prefix="ghvault-cred-")  # 0700: only this user
         self.path = os.path.join(self.dir, "s")
         server = self
@@ -80,17 +85,35 @@ class CredentialServer:
             log.warning("a git child asked for credentials for %s, outside the git origin: "
                         "none given", wanted)
             return {}
+        with self.lock:
+            self.answers += 1
+            number = self.answers
         try:
             token = self.source.git_token()
         except GhvaultError as e:  # the mint's own errors say what failed (auth.py)
-            self.failure = e
+            self._failed(number, e)
             return {}
         except Exception as e:  # noqa: BLE001 - git must get an answer whatever happened
-            self.failure = GitHubUnavailable(f"no token for git: {type(e).__name__}: try "
-                                             "again later")
+            self._failed(number, GitHubUnavailable(f"no token for git: {type(e).__name__}: "
+                                                   "try again later"))
             return {}
-        self.failure = None
         return {"username": "x-access-token", "password": token}
+
+    def _failed(self, number: int, error: GhvaultError) -> None:
+        with self.lock:
+            if self.failure is None or self.failure[0] < number:
+                self.failure = (number, error)
+
+    def mark(self) -> int:
+        """Where a command starting now begins: give it to failure_since."""
+        with self.lock:
+            return self.answers
+
+    def failure_since(self, mark: int) -> GhvaultError | None:
+        """Why a token asked for after `mark` could not be had (None if all were)."""
+        with self.lock:
+            failure = self.failure
+        return failure[1] if failure is not None and failure[0] > mark else None
 
     def config(self, urls: list[str]) -> list[tuple[str, str]]:
         """git configuration that makes the children of `urls` ask this server."""

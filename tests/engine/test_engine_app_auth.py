@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -269,3 +270,62 @@ def test_git_runs_again_a_command_whose_token_expired_and_no_more(app_gh, tmp_pa
         assert always.generation == 1 + Git.AUTH_RETRIES  # bounded
     finally:
         git.close()
+
+
+def test_a_verbose_app_run_never_prints_a_token_jwt_or_key(app_gh, tmp_path):
+    """With -v PyGithub's requester would log each answer's body, the minted token's among
+    them, before the token is registered with the scrubber."""
+    before = set(issued_tokens(app_gh))
+    proc, _ = backup(app_gh, app_env(app_gh), "hubber", tmp_path / "a.zip", "--include",
+                     "labels", "-v")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DEBUG" in proc.stderr  # the HTTP layers' debug logging was really on
+    minted = [t for t in issued_tokens(app_gh) if t not in before]
+    assert minted
+    key = Path(app_gh.sim.app.ready()["private_key"]).read_text()
+    for secret in minted + [ln for ln in key.splitlines()[1:-1] if len(ln) >= 16]:
+        assert secret not in proc.stderr + proc.stdout
+    assert not re.search(r"eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_[A-Za-z0-9]{20,}", proc.stderr)
+
+
+@pytest.mark.parametrize("kind", ["rest", "graphql"])
+def test_a_request_that_waited_out_the_rate_limit_past_its_token_gets_a_fresh_one(
+        app_gh, monkeypatch, kind):
+    """urllib3 re-sends a request after the gate's wait with the headers it was first sent
+    with: when its token expired meanwhile, GitHub's 401 is no revoked installation."""
+    from ghvault.github.auth import make_auth
+    from ghvault.github.client import GitHubClient
+
+    from tests.github_sim.accounting import Pool
+
+    for key, value in app_gh.client_env().items():
+        monkeypatch.setenv(key, value)
+    app = app_gh.sim.app
+    auth = make_auth(app_gh.api, "hubber", app_env(app_gh))
+    client = GitHubClient(app_gh.api, auth, concurrency=1, max_tries=3)
+    try:
+        assert client.get("/repos/hubber/" + app_gh.sim.world.repos_of("hubber")[0].name)
+        # Someone else spent the installation's pool: it refills after the token's TTL.
+        inst = app.installation_of("hubber").id
+        with app_gh.sim.rate.lock:
+            for resource in ("core", "graphql"):
+                app_gh.sim.rate.pools[(f"installation:{inst}", resource)] = Pool(
+                    5000, used=5000, reset=int(time.time()) + TTL + 2, window=3600)
+        minted = app.issued
+        if kind == "rest":
+            assert client.get("/installation/repositories")
+        else:
+            assert client.graphql("query { rateLimit { cost remaining } }", {})
+        assert app.issued > minted  # the re-sent request carried a new token
+    finally:
+        client.close()
+
+
+def test_an_app_given_by_client_id_and_an_escaped_pem_backs_up(app_gh, tmp_path):
+    app = app_gh.sim.app.ready()
+    escaped = Path(app["private_key"]).read_text().strip().replace("\n", "\\n")
+    proc, summary = backup(app_gh, {"GITHUB_APP_ID": app["client_id"],
+                                    "GITHUB_APP_PRIVATE_KEY": escaped}, "hubber",
+                           tmp_path / "a.zip", "--include", "labels")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary["counts"]["repos"] == app_gh.sim.world.counts()["user"]["repos"]

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from types import SimpleNamespace
 
 import pytest
@@ -49,6 +50,16 @@ def test_a_pat_comes_first_and_nothing_at_all_names_both_ways():
                       Auth.Token)
     with pytest.raises(AuthError, match="GITHUB_TOKEN .* GITHUB_APP_ID"):
         make_auth("https://api.github.com", "o", {})
+
+
+@pytest.mark.parametrize("app_id", ["42", "Iv1.0123456789abcdef", "Iv23li0123456789abcd"])
+def test_app_settings_accept_a_client_id_and_a_pem_with_escaped_newlines(app_id):
+    key = pem()
+    found = make_auth("https://api.github.com", "o", {
+        "GITHUB_APP_ID": app_id, "GITHUB_APP_PRIVATE_KEY": key.strip().replace("\n", "\\n"),
+        "GITHUB_APP_INSTALLATION_ID": "7"})
+    assert isinstance(found, InstallationAuth) and found.app_id == app_id
+    assert found._app_auth.create_jwt().count(".") == 2  # the key was read and signs
 
 
 def test_app_settings_accept_pem_text_or_a_path(tmp_path):
@@ -112,9 +123,9 @@ def test_installation_tokens_are_renewed_before_expiry_once_for_all_threads(capl
         t.join()
     assert len(creds.minted) == 1 and set(seen) == {creds.minted[0]}
     first = creds._issued
-    assert first.expires - time.time() > refresh_margin(first.lifetime)
+    assert first.deadline - time.monotonic() > refresh_margin(first.lifetime)
     # git needs more time left than the API: the same token until it has less than half
-    time.sleep(max(0.0, first.expires - time.time() - git_margin(first.lifetime) + 0.1))
+    time.sleep(max(0.0, first.deadline - time.monotonic() - git_margin(first.lifetime) + 0.1))
     generation = creds.generation
     assert creds.token == creds.minted[0]
     assert creds.git_token() == creds.minted[1]
@@ -130,7 +141,7 @@ def test_a_token_is_never_handed_out_with_less_than_the_margin_left():
     creds = Minting(lifetime=2)
     for _ in range(12):
         creds.token  # noqa: B018 - the property mints when due
-        left = creds._issued.expires - time.time()
+        left = creds._issued.deadline - time.monotonic()
         assert left >= refresh_margin(creds._issued.lifetime) - 0.05
         time.sleep(0.25)
     assert 2 <= len(creds.minted) <= 6  # renewed, but not for every request
@@ -142,6 +153,50 @@ def ask(server: CredentialServer, protocol: str, host: str) -> dict:
         s.sendall(json.dumps({"protocol": protocol, "host": host}).encode() + b"\n")
         s.shutdown(socket.SHUT_WR)
         return json.loads(s.makefile("rb").read())
+
+
+class Skewed(Minting):
+    """GitHub's clock `offset` seconds off ours: its answer's Date header and expires_at
+    are on its clock."""
+
+    def __init__(self, lifetime: float, offset: float):
+        super().__init__(lifetime)
+        self.offset = offset
+
+    def _get_installation_authorization(self):
+        token = f"ghs_skewed{len(self.minted):04d}" + "x" * 26
+        self.minted.append(token)
+        now = time.time() + self.offset
+        return SimpleNamespace(token=token, raw_headers={"date": format_datetime(
+            datetime.fromtimestamp(now, UTC), usegmt=True)},
+            expires_at=datetime.fromtimestamp(int(now + self.lifetime), UTC))
+
+
+@pytest.mark.parametrize("offset", [-3600, 3600])
+def test_a_token_lives_its_lifetime_whatever_our_clock_says(offset, monkeypatch):
+    creds = Skewed(lifetime=3600, offset=offset)
+    assert creds.token == creds.token == creds.minted[0]
+    assert 3590 < creds._issued.lifetime <= 3600
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 7200)  # NTP steps our clock
+    generation = creds.generation
+    assert creds.token == creds.minted[0] and not creds.expired_since(generation)
+
+
+def test_a_jwt_refused_for_its_claims_says_the_clock_is_off():
+    from ghvault.github.auth import app_error
+    from github import GithubException
+
+    e = GithubException(401, {"message": "'Issued at' claim ('iat') must be an Integer "
+                              "representing the time that the assertion was issued"}, {})
+    text = str(app_error(e, "42", None))
+    assert "clock" in text and "NTP" in text and "not a valid key" not in text
+    bad = str(app_error(GithubException(401, {"message": "A JSON web token could not be "
+                                              "decoded"}, {}), "42", None))
+    assert "GITHUB_APP_PRIVATE_KEY" in bad and "clock" not in bad
+    iss = str(app_error(GithubException(401, {"message": "'Issuer' claim ('iss') must be an "
+                                              "Integer"}, {}), "42", None))
+    assert "clock" not in iss and "GITHUB_APP_ID" in iss
 
 
 def test_the_credential_server_answers_for_the_git_origin_only():
@@ -222,3 +277,57 @@ def test_an_unreachable_github_while_finding_the_installation_is_exit_6():
         make_auth(f"http://127.0.0.1:{port}/api/v3", "o",
                   {"GITHUB_APP_ID": "42", "GITHUB_APP_PRIVATE_KEY": pem()})
     assert time.monotonic() - started < 30
+
+
+def test_the_scrubber_redacts_secret_shapes_it_was_never_given():
+    from ghvault.scrub import Scrubber
+
+    s = Scrubber()
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nabc\n-----END RSA PRIVATE KEY-----"
+    text = s.scrub(f'ghs_{"a" * 36} github_pat_{"B_1" * 10} {{"token": "opaque", "x": 1}} '
+                   f'eyJhbGciOi.eyJpc3Mi.c2lnbmF0dXJl {pem} ghp_short')
+    for leak in ("ghs_a", "github_pat_B", "opaque", "eyJ", "MIIEow", "abc"):
+        assert leak not in text, text
+    assert '"x": 1' in text and "ghp_short" in text  # what is no secret stays
+
+
+def test_the_first_secrets_outlive_many_minted_ones():
+    from ghvault.scrub import Scrubber
+
+    s = Scrubber(["the-long-lived-pat-0123456789"])
+    for n in range(2000):
+        s.add(f"minted-token-{n:06d}-xyz", rotating=True)
+    assert "the-long-lived-pat" not in s.scrub("leak the-long-lived-pat-0123456789")
+    assert "minted-token-001999" not in s.scrub("leak minted-token-001999-xyz")
+
+
+class Flaky:
+    """A token source whose mint fails when `fail` is set."""
+
+    name = "the installation token of GitHub App 42"
+    generation = 1
+    fail = False
+
+    def git_token(self) -> str:
+        if self.fail:
+            raise AuthError("GitHub refused GitHub App 42 an installation token")
+        return "ghs_" + "t" * 36
+
+    def expired_since(self, generation: int) -> bool:
+        return False
+
+
+def test_a_failed_mint_is_told_to_the_command_that_asked_not_undone_by_another():
+    source = Flaky()
+    server = CredentialServer(source, ["https://git.example.com"])
+    try:
+        first = server.mark()  # a git command starts
+        source.fail = True
+        assert ask(server, "https", "git.example.com") == {}  # its child asks: refused
+        source.fail = False
+        second = server.mark()  # a concurrent command starts; its child gets a token
+        assert ask(server, "https", "git.example.com")["password"]
+        assert "refused GitHub App 42" in str(server.failure_since(first))
+        assert server.failure_since(second) is None
+    finally:
+        server.close()

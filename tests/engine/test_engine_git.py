@@ -517,3 +517,21 @@ def test_bad_urls_are_refused(sim, tmp_path):
     assert_clean(str(caught.value), sim.token)
     with pytest.raises(ConfigError, match="without credentials"):
         Git("ssh://github.com", None, tmp_path / "w", 10)
+
+
+def test_a_clone_url_with_a_malformed_port_is_skipped_not_a_crash(sim, tmp_path):
+    git = make_git(sim, tmp_path)
+    for bad in ("https://github.com:99999/a/b.git", "https://127.0.0.1:port/a/b.git"):
+        with pytest.raises(RemoteElsewhere, match="outside the git origin"):
+            git.mirror(bad, tmp_path / "r.git")
+
+
+@pytest.mark.parametrize("base", ["https://github.com", "https://GitHub.com",
+                                  "https://github.com:443", "https://github.com/"])
+def test_the_gist_origin_follows_github_however_it_is_written(tmp_path, base):
+    git = Git(base, None, tmp_path / "w", 10)
+    try:
+        assert "https://gist.github.com" in git.fetch_urls
+        assert git._check_remote("https://gist.github.com/abc.git")
+    finally:
+        git.close()

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import jwt
@@ -37,6 +39,12 @@ MAX_MARGIN = 300.0  # seconds: a token is renewed this long before it expires, a
 PAT_NAME = "the token in GITHUB_TOKEN"
 # What a request that got no answer raises (requests' errors are OSErrors).
 UNANSWERED: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
+# The App's numeric id, or its client ID (Iv1.… or Iv23…), which GitHub accepts as the
+# JWT's `iss` too.
+APP_ID = re.compile(r"\d+|Iv[0-9A-Za-z.]{8,}")
+# GitHub's 401 to a JWT whose iat/exp our clock set wrong (not a wrong key). Not any
+# "claim": GitHub's word on a bad `iss` is one too, and that is the App id's fault.
+CLAIMS = re.compile(r"\b(iat|exp)\b", re.IGNORECASE)
 NO_CREDENTIALS = ("no GitHub credentials: set GITHUB_TOKEN (a token with repo, read:org, "
                   "read:user and gist scopes) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY "
                   "(a GitHub App installed on the owner)")
@@ -77,10 +85,13 @@ def settings_from(env: dict[str, str]) -> str | AppSettings:
     inst = env.get("GITHUB_APP_INSTALLATION_ID", "").strip()
     if not app_id and not key.strip():
         raise AuthError(NO_CREDENTIALS)
-    if not app_id.isdigit() or not key.strip():
+    if not app_id or not key.strip():
         raise AuthError("GitHub App credentials need both GITHUB_APP_ID (the App's numeric "
                         "id) and GITHUB_APP_PRIVATE_KEY (its private key, PEM text or a "
                         "path): set the one missing")
+    if not APP_ID.fullmatch(app_id):
+        raise AuthError(f"GITHUB_APP_ID {app_id!r} is neither the App's numeric id nor its "
+                        "client ID (Iv...): copy the App ID from the App's settings page")
     if inst and not inst.isdigit():
         raise AuthError("GITHUB_APP_INSTALLATION_ID must be the installation's numeric id: "
                         "fix it, or unset it to use the App's installation on --owner")
@@ -88,8 +99,12 @@ def settings_from(env: dict[str, str]) -> str | AppSettings:
 
 
 def load_private_key(value: str) -> str:
-    """PEM text, from `value` itself or from the file it names; AuthError otherwise."""
+    """PEM text, from `value` itself or from the file it names; AuthError otherwise. PEM
+    text with literal `\\n` escapes (as env files and secret stores often hold it) is
+    unescaped."""
     text = value.strip()
+    if text.startswith("-----BEGIN") and "\n" not in text and "\\n" in text:
+        text = text.replace("\\n", "\n")
     if not text.startswith("-----BEGIN"):
         try:
             with open(os.path.expanduser(text)) as f:
@@ -116,7 +131,8 @@ def make_auth(api_url: str, owner: str, env: dict[str, str] | None = None) -> Au
         register(found)
         return Auth.Token(found)
     signer = Auth.AppAuth.create_jwt_sign(found.private_key, "RS256")
-    app = Auth.AppAuth(found.app_id, sign_func=lambda payload: register(_text(signer(payload))))
+    app = Auth.AppAuth(found.app_id, sign_func=lambda payload: register(
+        _text(signer(payload)), rotating=True))
     inst = found.installation_id or discover_installation(app, api_url, owner)
     return InstallationAuth(app, inst)
 
@@ -153,6 +169,9 @@ def discover_installation(app: Auth.AppAuth, api_url: str, owner: str) -> int:
 def app_error(e: GithubException, app_id: Any, inst: int | None) -> Exception:
     """One sentence for a refusal of the App's JWT or of an installation token request."""
     message = e.data.get("message") if isinstance(e.data, dict) else str(e.data or "")
+    if e.status == 401 and CLAIMS.search(message or ""):
+        return AuthError(f"GitHub refused the JWT of GitHub App {app_id} for its times "
+                         f"({message}): this machine's clock is off: sync it with NTP")
     if e.status == 401:
         return AuthError(f"GitHub refused the JWT of GitHub App {app_id} ({message}): "
                          "GITHUB_APP_PRIVATE_KEY is not a valid key of that App (or "
@@ -173,8 +192,23 @@ def app_error(e: GithubException, app_id: Any, inst: int | None) -> Exception:
 @dataclass(frozen=True)
 class _Issued:
     token: str
-    expires: float  # epoch seconds
+    deadline: float  # time.monotonic() when it expires: immune to steps of our clock
     lifetime: float
+
+
+def lifetime_of(answer: Any, started: float) -> float:
+    """Seconds the token lives: `expires_at` minus the answer's `Date`, both on GitHub's
+    clock, so an offset of ours does not count. Without a Date, against our clock at
+    `started` (epoch seconds)."""
+    headers = {str(k).lower(): v for k, v in (getattr(answer, "raw_headers", None) or {}
+                                               ).items()}
+    now = started
+    try:
+        now = parsedate_to_datetime(str(headers["date"])).timestamp()
+    except (KeyError, TypeError, ValueError, IndexError):
+        pass
+    expires = answer.expires_at.timestamp() if answer.expires_at else now + 3600
+    return max(1.0, expires - now)
 
 
 class InstallationAuth(Auth.AppInstallationAuth):
@@ -199,17 +233,17 @@ class InstallationAuth(Auth.AppInstallationAuth):
         """Whether a token handed out at `generation` may have expired by now."""
         issued = self._issued
         return self.generation != generation or (issued is not None
-                                                 and issued.expires <= time.time())
+                                                 and issued.deadline <= time.monotonic())
 
     def _fresh(self, margin: Callable[[float], float]) -> _Issued:
         with self._lock:
             issued = self._issued
-            if issued is None or issued.expires - time.time() < margin(issued.lifetime):
+            if issued is None or issued.deadline - time.monotonic() < margin(issued.lifetime):
                 self._issued = issued = self._mint(renewal=issued is not None)
             return issued
 
     def _mint(self, renewal: bool) -> _Issued:
-        started = time.time()
+        started, clock = time.monotonic(), time.time()
         try:
             answer = self._get_installation_authorization()
         except GithubException as e:
@@ -218,14 +252,12 @@ class InstallationAuth(Auth.AppInstallationAuth):
             raise GitHubUnavailable(f"GitHub did not answer when GitHub App {self.app_id} "
                                     f"asked for an installation token ({type(e).__name__}): "
                                     "check connectivity, or try later") from None
-        token = register(answer.token)
-        # The server's expiry against our clock: GitHub's clock and ours agree within
-        # seconds, and the margin is minutes on GitHub's hour.
-        expires = answer.expires_at.timestamp() if answer.expires_at else started + 3600
+        token = register(answer.token, rotating=True)
+        lifetime = lifetime_of(answer, clock)
         self.generation += 1
         log.info("installation token %s, valid until %s", "renewed" if renewal else "issued",
-                 time.strftime("%H:%M:%S UTC", time.gmtime(expires)))
-        return _Issued(token, expires, max(1.0, expires - started))
+                 time.strftime("%H:%M:%S UTC", time.gmtime(clock + lifetime)))
+        return _Issued(token, started + lifetime, lifetime)
 
 
 def credential_name(auth: Auth.Auth) -> str:

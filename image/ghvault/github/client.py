@@ -127,13 +127,18 @@ class GitHubClient(Downloads):
 
     def _request(self, url: str, kind: str, headers: dict[str, str] | None = None
                  ) -> tuple[int, dict[str, Any], str]:
+        renewed = False
         for attempt in range(1, self.max_tries + 2):
             self._pace(f"GET {self._path(url)}")
+            generation = getattr(self.auth, "generation", None)
             try:
                 status, resp_headers, body = self.requester.requestJson("GET", url,
                                                                         headers=headers)
             except GithubException as e:  # retries exhausted inside GithubRetry
                 self.acct.record(kind, {}, e.status or 0)
+                if not renewed and self._token_expired(e.status, generation, url):
+                    renewed = True
+                    continue
                 raise self._error(e.status, e.data, url, e.headers) from None
             except CUT_BODY as e:
                 self.acct.record(kind, {}, 0)
@@ -144,8 +149,23 @@ class GitHubClient(Downloads):
             except TRANSPORT_ERRORS as e:
                 raise self._unanswered(url, e, self.max_tries + 1) from None
             self.acct.record(kind, resp_headers, status)
+            if not renewed and self._token_expired(status, generation, url):
+                renewed = True
+                continue
             return status, resp_headers, body
         raise AssertionError("unreachable")
+
+    def _token_expired(self, status: int | None, generation: int | None, url: str) -> bool:
+        """A 401 to a request whose installation token expired while it was under way: a
+        wait for the rate limit inside urllib3's retry re-sends the headers it was first
+        sent with. Such a request is sent once more, with a fresh token."""
+        expired_since = getattr(self.auth, "expired_since", None)
+        if status != 401 or generation is None or expired_since is None or \
+                not expired_since(generation):
+            return False
+        log.info("%s was refused after its installation token expired (a wait for the rate "
+                 "limit outlasted it): sending it again with a fresh token", self._path(url))
+        return True
 
     def _cut(self, url: str, error: BaseException, attempt: int) -> None:
         delay = min(60.0, 0.5 * 2 ** (attempt - 1))
@@ -286,12 +306,18 @@ class GitHubClient(Downloads):
 
     def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """A GraphQL query (never a mutation: retrying a cut answer is safe)."""
+        renewed = False
         for attempt in range(1, self.max_tries + 2):
             self._pace("POST /graphql")
+            generation = getattr(self.auth, "generation", None)
             try:
                 headers, data = self.requester.graphql_query(query, variables)
             except GithubException as e:
                 self.acct.record("graphql", {}, e.status or 0)
+                if not renewed and self._token_expired(e.status, generation,
+                                                       self.requester.graphql_url):
+                    renewed = True
+                    continue
                 raise self._error(e.status, e.data, self.requester.graphql_url,
                                   e.headers) from None
             except CUT_BODY as e:
