@@ -20,28 +20,29 @@ from airflow.sdk import (
     task,
     task_group,
 )
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from ghvault.contract import KINDS, OWNER_PATTERN, archive_key, check_owner, previous_month
-from ghvault_airflow.notifications.sns import notify_failure, notify_success
-from ghvault_airflow.operators.backup import (
-    GithubBackupOperator,
-    GithubVerifyOperator,
-    LocalBackupOperator,
-    LocalVerifyOperator,
-)
+from ghvault_airflow.notifications.sns import notify_failure
+from ghvault_airflow.notifications.summary import notify_run, record_failure
+from ghvault_airflow.operators.backup import GithubBackupOperator, GithubVerifyOperator
+from ghvault_airflow.plan import RunPlan, catchup_skip_reason, parse_time_pool
 from ghvault_airflow.sensors.archive import BackupArchiveSensor, GlacierTransitionSensor
 from ghvault_airflow.settings import (
+    RUNNERS,
     SETTINGS_TEMPLATE,
     VARIABLE_NAME,
     SettingsError,
     load_settings,
     run_month,
+    run_type,
 )
 
 log = logging.getLogger(__name__)
 
 # The kinds of content `ghvault run --include/--exclude` knows, as the trigger form offers them.
 KIND_CHOICES = list(KINDS)
+# Every backup and verification task, across runs, holds a slot of this pool (fixed at parse).
+POOL = parse_time_pool()
 
 DOC = """
 # GitHub backup (ghvault)
@@ -126,14 +127,17 @@ which wins over the Variable. See `ghvault_airflow.settings`.
 # Every task of the mapped group shows its owner as map index (the sensors read it from the
 # archive key they check).
 OWNER_INDEX = "{{ task.github_owner }}"
+# The sensors take the run plan's values through their templated fields.
+PLAN = "ti.xcom_pull(task_ids='plan', key='plan')"
+
+
+def from_plan(name: str) -> str:
+    return "{{ " + PLAN + "['" + name + "'] }}"
 
 
 def _notify_failure(context) -> None:
-    """on_failure_callback: the failure message, with the settings and runner plan resolved."""
-    ti = context["ti"]
-    runner = ti.xcom_pull(task_ids="plan", key="runner") or "local"
-    notify_failure(context, backup_task_id=f"backup.{runner}",
-                   settings=ti.xcom_pull(task_ids="plan", key="settings"))
+    """plan's on_failure_callback: the run could not start (settings, params)."""
+    notify_failure(context)
 
 
 @dag(
@@ -142,6 +146,7 @@ def _notify_failure(context) -> None:
     doc_md=DOC,
     schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    # catch-up on, bounded by the settings' catchup_months in plan (ghvault_airflow.plan)
     catchup=True,
     max_active_runs=2,
     dagrun_timeout=timedelta(hours=36),
@@ -151,7 +156,6 @@ def _notify_failure(context) -> None:
         "retries": 1,
         "retry_delay": timedelta(minutes=2),
         "execution_timeout": timedelta(hours=1),
-        "on_failure_callback": _notify_failure,
     },
     params={
         "owners": Param(
@@ -180,28 +184,42 @@ def _notify_failure(context) -> None:
                         "every git bundle, every JSON file) after the sensors, with the same "
                         "runner. Empty: the settings' 'verify'."),
         "runner": Param(
-            "", type="string", enum=["", "ecs", "local"], title="Runner",
+            "", type="string", enum=["", *RUNNERS], title="Runner",
             values_display={"": "from the settings", "ecs": "ECS Fargate task",
                             "local": "subprocess of the Airflow worker"},
             description="Where the backup engine runs."),
     },
 )
 def github_backup():
-    @task
+    @task(on_failure_callback=_notify_failure)
     def plan(settings: str, **context) -> list[dict]:
-        """Resolve settings, month, runner and owners; one entry per owner for the mapping."""
+        """Resolve settings, month, runner and owners into the run plan (XCom "plan", the
+        snapshot every task of the run reads); return one entry per owner for the mapping."""
         ti, params = context["ti"], context["params"]
-        try:  # resolved once: every task of the run uses this snapshot (XCom "settings")
+        try:
             cfg = load_settings(settings)
             runner = params.get("runner") or cfg.runner
-            ti.xcom_push("settings", cfg.as_dict())
-            ti.xcom_push("runner", runner)
             verify = cfg.verify if params.get("verify") is None else bool(params["verify"])
-            ti.xcom_push("verify_with", runner if verify else "")
             if runner == "ecs":
                 cfg.require_ecs()
         except SettingsError as err:  # a retry would not fix it
             raise AirflowFailException(str(err)) from err
+        if cfg.pool != POOL:
+            raise AirflowFailException(
+                f"The settings name pool {cfg.pool!r} but the DAG's tasks were parsed with pool "
+                f"{POOL!r}: a task's pool is fixed when the file is parsed, so set "
+                f"GHVAULT_POOL={cfg.pool} in the environment of the dag-processor and workers "
+                "(or set 'pool' back).")
+
+        month = run_month(context)
+        dag_run = context.get("dag_run")
+        now = datetime.now(UTC)
+        skip = catchup_skip_reason(month=month, run_type=run_type(context),
+                                   clear_number=getattr(dag_run, "clear_number", 0) or 0,
+                                   now=now, catchup_months=cfg.catchup_months)
+        if skip:
+            ti.xcom_push("skipped", skip)  # notify tells a skip from a failure by it
+            raise AirflowSkipException(skip)
 
         owners = list(dict.fromkeys(o.strip() for o in params.get("owners") or cfg.owners
                                     if o.strip()))
@@ -223,67 +241,66 @@ def github_backup():
         except (ValueError, re.error) as err:
             raise AirflowFailException(f"Bad params: {err}") from err
 
-        month = run_month(context)
-        # One XCom per value the mapped tasks take (an XCom cannot hold None: "" and [] mean
-        # "not set", as the operators read them).
-        run = {"month": month, "kinds": kinds, "repos": params.get("repos") or "",
-               "exclude_repos": params.get("exclude_repos") or "", "bucket": cfg.bucket,
-               "prefix": cfg.prefix, "aws_conn_id": cfg.aws_conn_id,
-               "storage_class": cfg.glacier_storage_class,
-               "transition_days": cfg.transition_days, "retention_days": cfg.retention_days}
-        for key, value in run.items():
-            ti.xcom_push(key, value)
-        log.info("Backing up %s for %s with the %s runner into s3://%s/%s", ", ".join(owners),
-                 month, runner, cfg.bucket, cfg.prefix)
+        run = RunPlan(settings=cfg.as_dict(), runner=runner, month=month,
+                      run_type=run_type(context), taken_at=f"{now:%Y-%m-%d}", owners=owners,
+                      kinds=kinds, repos=params.get("repos") or "",
+                      exclude_repos=params.get("exclude_repos") or "", verify=verify)
+        ti.xcom_push("plan", run.as_dict())
+        log.info("Backing up %s for %s with the %s runner into s3://%s/%s (content as of %s)",
+                 ", ".join(owners), month, runner, cfg.bucket, cfg.prefix, run.taken_at)
+        if month < previous_month(f"{now:%Y-%m}"):
+            log.warning("%s ended before today: the archives will hold GitHub as it is on %s, "
+                        "labelled %s (manifest: month vs taken_at)", month, run.taken_at, month)
         return [{"owner": owner, "key": archive_key(cfg.prefix, owner, month),
                  "previous_key": archive_key(cfg.prefix, owner, previous_month(month))}
                 for owner in owners]
 
-    @task.branch
-    def runner(runner: str) -> str:
-        """Follow the backup task of the chosen runner (the other one is skipped)."""
-        return f"backup.{runner}"
-
-    # every backup, sensor and chosen verification succeeded; the other runner's tasks skipped
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    def notify(runner: str, month: str, settings: dict, **context) -> str | None:
-        """One SNS message summarising every owner's backup."""
-        return notify_success(context, backup_task_id=f"backup.{runner}",
-                              glacier_task_id="backup.glacier", month=month, settings=settings,
-                              verify_task_id=f"backup.verify_{runner}")
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def notify(**context) -> dict:
+        """One SNS message for the run: every owner, succeeded or failed; fails the run when
+        any owner failed (after publishing)."""
+        ti = context["ti"]
+        plan_value = ti.xcom_pull(task_ids="plan", key="plan")
+        if not plan_value and ti.xcom_pull(task_ids="plan", key="skipped"):
+            raise AirflowSkipException("plan skipped this run (catch-up policy): nothing to "
+                                       "report.")
+        if not plan_value:  # fail, or the run would succeed with nothing done
+            raise AirflowFailException("plan failed: nothing was backed up; its SNS message "
+                                       "and log say why.")
+        outcome = notify_run(context, plan_value)
+        if outcome["failed"]:
+            raise AirflowFailException(
+                f"{len(outcome['failed'])} of {len(plan_value['owners'])} owners failed "
+                f"({', '.join(outcome['failed'])}): the SNS summary and the steps' logs say why.")
+        return outcome
 
     planned = plan(SETTINGS_TEMPLATE)  # the Variable is read when plan runs, not at parse
-    choice = runner(planned["runner"])
-    done = notify(planned["runner"], planned["month"], planned["settings"])
+    done = notify()
 
     @task_group(group_id="backup")
     def backup(owner: str, key: str, previous_key: str):
         engine = {
-            "github_owner": owner, "settings": planned["settings"], "month": planned["month"],
-            "kinds": planned["kinds"], "repos": planned["repos"],
-            "exclude_repos": planned["exclude_repos"],
-            "retries": 2, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": 2.0,
-            "max_retry_delay": timedelta(hours=1), "execution_timeout": timedelta(hours=12),
-            "max_active_tis_per_dagrun": 4, "map_index_template": OWNER_INDEX,
+            "github_owner": owner, "run_plan": planned["plan"], "pool": POOL,
+            "on_failure_callback": record_failure, "map_index_template": OWNER_INDEX,
         }
-        s3 = {"bucket": planned["bucket"], "key": key, "aws_conn_id": planned["aws_conn_id"],
-              "map_index_template": OWNER_INDEX}
-        ecs = GithubBackupOperator(task_id="ecs", **engine)
-        local = LocalBackupOperator(task_id="local", **engine)
-        archive = BackupArchiveSensor(task_id="archive", **s3,
-                                      trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        s3 = {"bucket": from_plan("bucket"), "key": key, "aws_conn_id": from_plan("aws_conn_id"),
+              "on_failure_callback": record_failure, "map_index_template": OWNER_INDEX}
+        # the runner is configuration (the plan's): one task, whichever runner
+        run = GithubBackupOperator(
+            task_id="backup", retries=2, retry_delay=timedelta(minutes=5),
+            retry_exponential_backoff=2.0, max_retry_delay=timedelta(hours=1),
+            execution_timeout=timedelta(hours=12), **engine)
+        archive = BackupArchiveSensor(task_id="archive", **s3)
         glacier = GlacierTransitionSensor(
-            task_id="glacier", **s3, previous_key=previous_key, prefix=planned["prefix"],
-            storage_class=planned["storage_class"], transition_days=planned["transition_days"],
-            retention_days=planned["retention_days"])
-        # each verification task skips itself unless verify_with names its runner
-        checks = {**engine, "retries": 1, "execution_timeout": timedelta(hours=4),
-                  "verify_with": planned["verify_with"]}
-        verify_ecs = GithubVerifyOperator(task_id="verify_ecs", **checks)
-        verify_local = LocalVerifyOperator(task_id="verify_local", **checks)
-        choice >> [ecs, local]
-        [ecs, local] >> archive >> glacier >> [verify_ecs, verify_local]
-        [glacier, verify_ecs, verify_local] >> done
+            task_id="glacier", **s3, previous_key=previous_key, prefix=from_plan("prefix"),
+            storage_class=from_plan("storage_class"),
+            transition_days=from_plan("transition_days"),
+            retention_days=from_plan("retention_days"))
+        # skips itself unless the plan asks for verification (verify_with names the runner)
+        verify = GithubVerifyOperator(task_id="verify", retries=1,
+                                      execution_timeout=timedelta(hours=4),
+                                      verify_with=from_plan("verify_with"), **engine)
+        run >> archive >> glacier >> verify >> done
 
     backup.expand_kwargs(planned)
 

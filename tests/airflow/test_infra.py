@@ -319,8 +319,7 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
     record = RunRecord(home)
     assert record.state == "success", text[-4000:]
     assert result.returncode == 0
-    assert record.states("backup.ecs") == ["success"]
-    assert record.states("backup.local") == ["skipped"]
+    assert record.states("backup.backup") == ["success"]
 
     # the backup task, then (when the DAG verifies) `ghvault verify` in a second task
     container, *verification = fargate.runs
@@ -336,7 +335,7 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
     # the log went to the stack's log group, and the operator read the summary from it
     events = aws.client("logs").get_log_events(logGroupName=created.outputs["LogGroup"],
                                                logStreamName=container.log_stream)["events"]
-    assert events and record.result("backup.ecs", 0)["summary"]["owner"] == owner
+    assert events and record.result("backup.backup", 0)["summary"]["owner"] == owner
 
     head = aws.client("s3").head_object(Bucket=created.outputs["Bucket"], Key=key)
     assert head["ContentLength"] == record.result("backup.archive", 0)["size"]

@@ -1,0 +1,139 @@
+"""The run plan (one XCom value every task of a run reads), the catch-up policy and the pool.
+
+`plan` (the DAG's first task) resolves the settings, the params and the month once into a
+:class:`RunPlan`; the backup, sensor, verification and notify tasks read that snapshot.
+
+Catch-up policy: the DAG keeps ``catchup=True`` and `plan` skips the scheduled runs older
+than ``catchup_months`` (:func:`catchup_skip_reason`). Chosen over a custom timetable
+because a timetable that clamps `earliest` must be registered as a plugin in the scheduler
+*and* the dag-processor (and serialised by both), while a skip needs nothing but this
+package; the skipped runs cost one short task each and say why in their log.
+
+Pool: a task cannot create or read pools in Airflow 3 (the Task SDK's Execution API has no
+pool endpoint), so the deployment creates it (``python -m ghvault_airflow.plan pool``, run
+by the compose stack's init and ``make run``); a missing pool shows as Airflow's DAG
+warning "references non-existent pools" and the scheduler's "Tasks using non-existent pool
+'ghvault' will not be scheduled".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ghvault_airflow.settings import (
+    ENV_PREFIX,
+    DeploymentSettings,
+    _parse_value,
+    load_settings,
+)
+
+POOL_DESCRIPTION = "ghvault: backups that may use the GitHub token at once (pool_slots)"
+
+
+def parse_time_pool() -> str:
+    """The pool name the DAG gives its tasks when the file is parsed: tasks' pools are fixed
+    at parse time, when no Variable may be read, so only ``GHVAULT_POOL`` can change it."""
+    return os.environ.get("GHVAULT_POOL", "").strip() or DeploymentSettings.pool
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run does, resolved by ``plan``; pushed as one XCom value (``as_dict``)."""
+
+    settings: dict[str, Any]
+    runner: str
+    month: str
+    run_type: str
+    taken_at: str  # the day the content is taken: an old month's archive holds today's data
+    owners: list[str]
+    kinds: list[str] = field(default_factory=list)
+    repos: str = ""
+    exclude_repos: str = ""
+    verify: bool = False
+
+    # what the sensors take, from the settings (rendered into their templated fields)
+    @property
+    def deployment(self) -> DeploymentSettings:
+        return load_settings(self.settings, env={})
+
+    def as_dict(self) -> dict[str, Any]:
+        cfg = self.deployment
+        return {**dataclasses.asdict(self), "verify_with": self.runner if self.verify else "",
+                "bucket": cfg.bucket, "prefix": cfg.prefix,
+                "aws_conn_id": cfg.aws_conn_id, "storage_class": cfg.glacier_storage_class,
+                "transition_days": cfg.transition_days, "retention_days": cfg.retention_days}
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RunPlan:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def months_between(earlier: str, later: str) -> int:
+    (y1, m1), (y2, m2) = ((int(x) for x in m.split("-")) for m in (earlier, later))
+    return (y2 - y1) * 12 + (m2 - m1)
+
+
+def catchup_skip_reason(*, month: str, run_type: str, clear_number: int, now: datetime,
+                        catchup_months: int) -> str | None:
+    """Why a scheduled run of `month` is too old to back up now, or None to back it up.
+
+    Only scheduled runs the scheduler queued by catching up are skipped: a backfill, a
+    manual run or a run someone cleared was asked for. Any archive holds the content of the
+    day it ran, so an old month's archive would hold today's data under a false label."""
+    if run_type != "scheduled" or clear_number:
+        return None
+    last = f"{now.year - 1}-12" if now.month == 1 else f"{now.year}-{now.month - 1:02d}"
+    behind = months_between(month, last)
+    if behind < catchup_months:
+        return None
+    return (f"Not backing up {month}: catch-up reaches back {catchup_months} month(s) before "
+            f"{now:%Y-%m-%d} (setting catchup_months) and an archive made today would hold "
+            f"today's content under {month}'s label. To back it up anyway: airflow backfill "
+            f"create --dag-id github_backup --from-date {month}-01 --to-date {month}-28")
+
+
+def pool_command(settings: DeploymentSettings) -> list[str]:
+    """`airflow pools set` for the settings' pool (create or resize)."""
+    return ["airflow", "pools", "set", settings.pool, str(settings.pool_slots),
+            POOL_DESCRIPTION]
+
+
+def pool_settings(value: Any, env: Mapping[str, str] = os.environ) -> DeploymentSettings:
+    """The settings' `pool` and `pool_slots` (validated), even before the rest is configured:
+    the deployment creates the pool when it sets up Airflow, maybe before the Variable."""
+    keys = ("pool", "pool_slots")
+    data = {k: v for k, v in _parse_value(value).items() if k in keys}
+    data.update({k: env[ENV_PREFIX + k.upper()] for k in keys if env.get(ENV_PREFIX + k.upper())})
+    return DeploymentSettings.from_mapping({"bucket": "unused", **data})  # the pool keys only
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ghvault_airflow.plan pool``: create or resize the pool from the settings
+    (the ``ghvault_settings`` Variable and GHVAULT_* variables), where the ``airflow`` CLI
+    reaches the metadata database (the stack's init, ``make run``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["pool"]:
+        print("usage: python -m ghvault_airflow.plan pool", file=sys.stderr)
+        return 2
+    from airflow.models.variable import Variable
+
+    from ghvault_airflow.settings import VARIABLE_NAME
+
+    settings = pool_settings(Variable.get(VARIABLE_NAME, default_var=None))
+    command = pool_command(settings)
+    command[0] = os.path.join(os.path.dirname(sys.executable), "airflow")
+    if not os.path.exists(command[0]):
+        command[0] = "airflow"
+    return subprocess.run(command, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
