@@ -1,9 +1,8 @@
 """The monthly ghvault backup: every configured GitHub owner into one S3 archive per month.
 
-This file only wires the operators of the `operators` package together (that package must be
-importable by the scheduler, the dag-processor and the workers: ship it beside this file in
-the dags folder, or put the repository root on PYTHONPATH). Parsing it reads no Variable,
-connection or AWS API: the settings are rendered when the run executes.
+This file only wires the operators of the `ghvault_airflow` package together (that package
+must be installed where the scheduler, the dag-processor and the workers run). Parsing it
+reads no Variable, connection or AWS API: the settings are rendered when the run executes.
 """
 
 from __future__ import annotations
@@ -52,34 +51,45 @@ organisation: repositories with all refs, wikis, LFS objects, issues, pull reque
 comments, releases and assets, gists, account data) into **one zip archive per owner and
 month** in S3, checks it, and reports on SNS:
 
-1. **plan** resolves the run: the deployment settings (Airflow Variable `ghvault_settings`,
-   `GHVAULT_*` environment variables on top), the month, the owners, the runner.
-2. **runner** picks where the engine runs: `ecs` (a Fargate task of the ghvault image,
-   `GithubBackupOperator`; the token reaches the container from SSM through the task
-   definition's `secrets`) or `local` (a subprocess of the worker, `LocalBackupOperator`; the
-   token is read from SSM at run time).
-3. **backup** (one mapped branch per owner, in parallel): `ecs` or `local` writes
-   `s3://BUCKET/PREFIX/OWNER/YYYY/MM/OWNER-YYYY-MM.zip` and its `.manifest.json`;
+1. **plan** resolves the run into one run plan (XCom `plan`): the deployment settings
+   (Airflow Variable `ghvault_settings`, `GHVAULT_*` environment variables on top), the
+   params, the month, the owners, the runner, whether to verify. It skips scheduled runs
+   older than the catch-up policy (below).
+2. **backup** (one mapped group per owner, in parallel, each engine task holding a slot of
+   the pool `ghvault`):
+   **backup** runs the engine with the plan's runner: `ecs` (a Fargate task of the ghvault
+   image; the token reaches the container from SSM through the task definition's
+   `secrets`) or `local` (a subprocess of the worker; the token is read from SSM at run
+   time). It writes `s3://BUCKET/PREFIX/OWNER/YYYY/MM/OWNER-YYYY-MM.zip` and its
+   `.manifest.json`;
    **archive** checks that both exist and agree (size, SHA-256 checksum/ETag);
    **glacier** checks that an enabled lifecycle rule moves this archive to the cold storage
    class in time and keeps it for the retention, and reports whether last month's archive
-   has gone cold; **verify_ecs** / **verify_local** (when the `verify` setting or param asks
-   for it) run `ghvault verify` on the new archive with the same runner: every entry's
-   SHA-256, every git bundle, every JSON file.
-4. **notify** publishes one SNS message with every owner's summary. Any failed task
-   publishes a failure message naming the owner, the step and the reason.
+   has gone cold;
+   **verify** runs `ghvault verify` on the new archive with the same runner (every entry's
+   SHA-256, every git bundle, every JSON file), or is skipped when verification is off.
+3. **notify** (whatever happened upstream) publishes one SNS message for the run, "N of M
+   owners succeeded": every owner with its figures, or the step that failed and why; then
+   fails the run if any owner failed. A failure of plan publishes its own message.
 
 A failed backup is retried twice, with exponential backoff from 5 minutes; configuration
-errors, a bad token and an unknown owner fail at once. At most four owners are backed up at
-the same time in a run (they share the token's GitHub rate limit).
+errors, a bad token and an unknown owner fail at once. At most `pool_slots` (default 2)
+engines run at the same time across all runs (they share the token's GitHub rate limit).
 
 ## Which month
 
-A scheduled run covers its data interval: the run at 00:00 on 1 November backs up
-**October** (`data_interval_start` 2026-10-01). Catchup is on, so months missed while the
-DAG was paused or down are run when it comes back (two at a time). A run with a logical date
-covers the last complete month before that date; a run without a logical date (the default
-of the trigger form) backs up the month of its `run_after`, i.e. the current, partial month.
+A scheduled or backfill run covers its data interval: the run at 00:00 on 1 November backs
+up **October** (`data_interval_start` 2026-10-01). A run with a logical date covers the last
+complete month before that date: `airflow dags trigger github_backup -l 2026-04-01` backs
+up March (the data interval Airflow's CLI stores for it is not used: it is inferred from the
+trigger time). A run without a logical date (the default of the trigger form) backs up the
+month of its `run_after`, i.e. the current, partial month.
+
+Catch-up is on but bounded by the setting `catchup_months` (default 1): when the DAG is
+first deployed (it is created unpaused, so that a backfill works at once) only the last
+complete month is backed up; the older scheduled runs skip, saying why. Ask for older
+months with a backfill. Any archive holds GitHub as it is on the day it ran: the
+manifest says `month` and `taken_at`, the run's log and summary say so.
 
 ## Trigger with parameters
 
@@ -101,7 +111,8 @@ Trigger the DAG from the UI (the form validates every field) or from the CLI:
 ## Backfill
 
 Re-run past months, for example the second quarter of 2026 (each month's archive replaces
-the one at its key; a running scheduler executes the runs of an unpaused DAG):
+the one at its key, kept as a noncurrent version when the bucket has versioning, which the
+summary names; a running scheduler executes the runs of an unpaused DAG):
 
     airflow backfill create --dag-id github_backup \\
       --from-date 2026-04-01 --to-date 2026-06-30 --reprocess-behavior completed
@@ -118,7 +129,8 @@ ECS `cluster`, `task_definition`, `container_name`, `subnets`, `security_groups`
 `assign_public_ip`, `capacity_provider` (`FARGATE_SPOT`), `log_group`, `log_stream_prefix`;
 `token_parameter` (SSM SecureString with the GitHub token), `github_api_url`, `state_url`,
 `sns_topic_arn`, `glacier_storage_class`, `transition_days`, `retention_days`, `engine_env`,
-`verify`.
+`verify`, `catchup_months`, `pool`, `pool_slots` (the pool is created by the deployment:
+`python -m ghvault_airflow.plan pool`).
 Each can also come from an environment variable `GHVAULT_<KEY>` (e.g. `GHVAULT_BUCKET`),
 which wins over the Variable. See `ghvault_airflow.settings`.
 """
@@ -148,6 +160,9 @@ def _notify_failure(context) -> None:
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     # catch-up on, bounded by the settings' catchup_months in plan (ghvault_airflow.plan)
     catchup=True,
+    # active once deployed: a paused DAG ignores `airflow backfill create` without a word,
+    # and the catch-up policy keeps the first activation to last month's backup
+    is_paused_upon_creation=False,
     max_active_runs=2,
     dagrun_timeout=timedelta(hours=36),
     tags=["ghvault", "github", "backup", "s3", "glacier"],

@@ -153,6 +153,9 @@ def test_monthly_schedule_with_month_long_intervals(dag) -> None:
 
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.catchup is True
+    # issue 14 #3: a paused DAG ignores `airflow backfill create` without a word; created
+    # unpaused, the catch-up policy keeps its first activation to last month's backup
+    assert dag.is_paused_upon_creation is False
     timetable = coerce_to_core_timetable(dag.timetable)
     first = timetable.next_dagrun_info(
         last_automated_data_interval=None,
@@ -382,3 +385,20 @@ def test_plan_skips_old_scheduled_runs_and_says_why(dag) -> None:
     assert run(old, "backfill")[0]["key"].endswith(f"-{old}.zip")
     assert ti.pushed["plan"]["run_type"] == "backfill"
     assert run(old, "scheduled", {**SETTINGS, "catchup_months": 3})
+
+
+def test_notify_fails_the_run_when_plan_failed_and_skips_when_plan_skipped(dag) -> None:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    class PullTI:
+        def __init__(self, values):
+            self.values = values
+
+        def xcom_pull(self, task_ids, key="return_value", **_):
+            return self.values.get(key)
+
+    notify = dag.get_task("notify").python_callable
+    with pytest.raises(AirflowFailException, match="plan failed: nothing was backed up"):
+        notify(ti=PullTI({}))
+    with pytest.raises(AirflowSkipException, match="catch-up policy"):
+        notify(ti=PullTI({"skipped": "Not backing up 2026-01"}))

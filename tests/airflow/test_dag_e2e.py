@@ -486,3 +486,18 @@ def test_fargate_emulator_runs_what_ecs_would_and_refuses_what_it_would_not(
     assert refused["stopCode"] == "TaskFailedToStart"
     assert "ParameterNotFound" in refused["stoppedReason"]
     assert "exitCode" not in refused["containers"][0]
+
+
+def test_the_deployment_creates_the_pool_from_the_settings(deployment: Deployment) -> None:
+    # issue 14 #3: tasks cannot create pools in Airflow 3; the deployment does, from the
+    # settings (the module's migrate() created it with the default size)
+    env = airflow_env(deployment.home, deployment.aws, deployment.settings(pool_slots=3))
+    listed = json.loads(airflow(env, "pools", "list", "-o", "json").stdout)
+    assert {p["pool"]: p["slots"] for p in listed}["ghvault"] == 2
+    subprocess.run([sys.executable, "-m", "ghvault_airflow.plan", "pool"], env=env, check=True,
+                   capture_output=True, timeout=300)
+    listed = json.loads(airflow(env, "pools", "list", "-o", "json").stdout)
+    assert {p["pool"]: p["slots"] for p in listed}["ghvault"] == 3
+    env = airflow_env(deployment.home, deployment.aws, deployment.settings())
+    subprocess.run([sys.executable, "-m", "ghvault_airflow.plan", "pool"], env=env, check=True,
+                   capture_output=True, timeout=300)

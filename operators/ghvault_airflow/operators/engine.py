@@ -315,10 +315,10 @@ class VerifyContract(BackupContract):
     archive, run by the same runner as the backup (on ECS it costs the Airflow workers no
     memory). Needs no GitHub token. Returns the backup's XCom shape plus ``verified``.
 
-    :param verify_with: the runner that verifies this run's archives (templated): the task
-        runs only when it names this operator's runner, and skips itself otherwise ("" or
-        None: verification off). A branch cannot skip it: it lies downstream of the backup
-        task the branch follows.
+    :param verify_with: the runner that verifies this run's archives (templated; the DAG
+        renders the run plan's): "" or None means verification is off and the task skips
+        itself; an operator bound to one runner (``runner_kind``) also skips when another
+        runner is named.
     """
 
     doing = "Verifying the archive of"
@@ -336,7 +336,8 @@ class VerifyContract(BackupContract):
         if not self.verify_with or self.runner_kind not in (None, self.verify_with):
             why = (f"the {self.verify_with} runner verifies this run" if self.verify_with
                    else "verification is off (the 'verify' setting or param)")
-            raise AirflowSkipException(f"Not verifying with the {self.runner_kind} runner: {why}.")
+            which = f" with the {self.runner_kind} runner" if self.runner_kind else ""
+            raise AirflowSkipException(f"Not verifying{which}: {why}.")
         return super().execute(context)
 
     def engine_argv(self, settings: DeploymentSettings, month: str, key: str) -> list[str]:
