@@ -349,6 +349,5 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
     # S3 URL-encodes the key in its event, as the real service does
     created_keys = {unquote_plus(e["Records"][0]["s3"]["object"]["key"]) for e in s3_events}
     assert created_keys == {key}, [e["Records"][0]["eventName"] for e in s3_events]
-    summaries = [m for m in messages if m["subject"] and m["subject"].startswith("ghvault:")]
-    assert [m["subject"] for m in summaries] == [
-        f"ghvault: backup of {owner} for {month} succeeded"]
+    summaries = [m for m in messages if m["subject"] and m["subject"].startswith("ghvault: ")]
+    assert [m["subject"] for m in summaries] == [f"ghvault: 1 of 1 owner succeeded for {month}"]

@@ -70,7 +70,7 @@ def test_run_summary_lists_every_owner_succeeded_or_failed():
     assert [o["ok"] for o in outcomes] == [True, False, False]
     plan = {"month": MONTH, "taken_at": "2026-12-01", "run_type": "backfill"}
     subject, message = run_message(plan, outcomes, dag_id="github_backup", run_id="r")
-    assert subject == "ghvault 2026-10: 1 of 3 owners succeeded"
+    assert subject == "ghvault: 1 of 3 owners succeeded for 2026-10"
     succeeded, failed = message.split("\nSucceeded\n")[1].split("\nFailed\n")
     assert "s3://vault/github/hubber/2026/10/hubber-2026-10.zip" in succeeded
     assert "stays in the bucket as version v1" in succeeded

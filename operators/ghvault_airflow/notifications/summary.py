@@ -92,8 +92,8 @@ def run_message(plan: Mapping[str, Any], outcomes: Sequence[Mapping[str, Any]], 
     """Subject and plain-text body of the run's summary."""
     month, taken = plan["month"], str(plan.get("taken_at") or "")
     good = [o for o in outcomes if o["ok"]]
-    subject = clean_subject(f"ghvault {month}: {len(good)} of "
-                            f"{_plural(len(outcomes), 'owner')} succeeded")
+    subject = clean_subject(f"ghvault: {len(good)} of {_plural(len(outcomes), 'owner')} "
+                            f"succeeded for {month}")
     summaries = [(o["result"] or {}).get("summary") or {} for o in good]
     requests = sum(s.get("api_requests") or 0 for s in summaries)
     lines = [f"ghvault backed up {len(good)} of {_plural(len(outcomes), 'owner')} for {month}: "
