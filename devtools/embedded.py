@@ -13,8 +13,8 @@ What it does:
 3. sets up Airflow under `.run/airflow` (SQLite; `airflow db migrate`), with the settings
    Variable, the `aws_default` connection pointing at moto, and this repository's `dags/`;
 4. runs `airflow dags test github_backup` for the previous month with the local runner
-   (`ghvault run` as a subprocess of the task), i.e. plan -> runner -> backup.local ->
-   backup.archive -> backup.glacier -> notify;
+   (`ghvault run` as a subprocess of the task), i.e. plan -> backup.backup ->
+   backup.archive -> backup.glacier -> backup.verify (skipped unless asked) -> notify;
 5. prints the archive key and size, the counts per kind, both sensors' verdicts and the SNS
    message read back from the queue.
 
@@ -255,8 +255,13 @@ def airflow(env: dict, *args: str, log: Path | None = None, timeout: int = 1800,
 
 
 def migrate(home: Path, env: dict) -> None:
+    """Migrate the metadata DB and create the backups' pool from the settings."""
     home.mkdir(parents=True, exist_ok=True)
     airflow(env, "db", "migrate")
+    result = subprocess.run([sys.executable, "-m", "ghvault_airflow.plan", "pool"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"creating the pool failed:\n{result.stdout}{result.stderr}")
 
 
 def logical_date_for(month: str) -> str:
@@ -326,8 +331,7 @@ def report(record: RunRecord, aws: Aws, notifications: list[dict]) -> None:
     for (task_id, index), state in sorted(record.tasks.items(), key=lambda e: (e[0][1], e[0][0])):
         print(f"  {task_id}{f'[{index}]' if index >= 0 else ''}: {state}")
     s3 = aws.client("s3")
-    for index, result in enumerate(record.results("backup.local") or
-                                   record.results("backup.ecs")):
+    for index, result in enumerate(record.results("backup.backup")):
         print(f"\n== {result['owner']} ({result['month']})")
         head = s3.head_object(Bucket=result["bucket"], Key=result["key"])
         print(f"archive   s3://{result['bucket']}/{result['key']}  "
@@ -416,7 +420,7 @@ def main() -> int:
         print(f"airflow dags test {DAG_ID} {logical}  (backs up {month}; log: "
               f"{log.relative_to(ROOT)})", flush=True)
         t1 = time.monotonic()
-        # Tasks the run starts on the stack's ECS cluster (runner ecs, verify_ecs) are run by
+        # Tasks the run starts on the stack's ECS cluster (runner ecs, its verification) run by
         # devtools.fargate with the stack's task definition, as Fargate would run them.
         with FargateEmulator(aws.endpoint, region=aws.region):
             result = airflow(env, "dags", "test", DAG_ID, logical, log=log, check=False)

@@ -355,6 +355,7 @@ class Backup:
             "tool": "ghvault", "version": __version__, "format": 1,
             "owner": profile["login"], "owner_type": profile.get("type", "User"),
             "month": self.opts.month, "api_url": self.opts.api_url,
+            "taken_at": self.started_at.strftime("%Y-%m-%d"),  # content as of this day
             "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "kinds": sorted(self.opts.kinds),

@@ -1,71 +1,78 @@
-"""The run plan: what one DAG run backs up, resolved once by its first task.
+"""The run plan (one XCom value every task of a run reads), the catch-up policy and the pool.
 
-One typed value instead of a dozen loose XCom keys: :meth:`RunPlan.to_xcom` gives a JSON
-object (what XCom stores), :meth:`RunPlan.from_xcom` reads it back and checks it, so every
-task of the run works from the same snapshot of the settings, month, runner and owners.
-Keys and months come from the engine's contract (:mod:`ghvault.contract`).
+`plan` (the DAG's first task) resolves the settings, the params and the month once into a
+:class:`RunPlan`; the backup, sensor, verification and notify tasks read that snapshot.
+
+Catch-up policy: the DAG keeps ``catchup=True`` and `plan` skips the scheduled runs older
+than ``catchup_months`` (:func:`catchup_skip_reason`). Chosen over a custom timetable
+because a timetable that clamps `earliest` must be registered as a plugin in the scheduler
+*and* the dag-processor (and serialised by both), while a skip needs nothing but this
+package; the skipped runs cost one short task each and say why in their log.
+
+Pool: a task cannot create or read pools in Airflow 3 (the Task SDK's Execution API has no
+pool endpoint), so the deployment creates it (``python -m ghvault_airflow.plan pool``, run
+by the compose stack's init and ``make run``); a missing pool shows as Airflow's DAG
+warning "references non-existent pools" and the scheduler's "Tasks using non-existent pool
+'ghvault' will not be scheduled".
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from ghvault.contract import archive_key, check_month, check_owner, previous_month, sidecar_key
+from ghvault.contract import archive_key, check_month, check_owner, previous_month
 
-from ghvault_airflow.settings import RUNNERS, DeploymentSettings, SettingsError
+from ghvault_airflow.settings import (
+    ENV_PREFIX,
+    RUNNERS,
+    DeploymentSettings,
+    SettingsError,
+    _parse_value,
+    load_settings,
+)
 
-PLAN_VERSION = 1
+POOL_DESCRIPTION = "ghvault: backups that may use the GitHub token at once (pool_slots)"
+
+
+def parse_time_pool() -> str:
+    """The pool name the DAG gives its tasks when the file is parsed: tasks' pools are fixed
+    at parse time, when no Variable may be read, so only ``GHVAULT_POOL`` can change it."""
+    return os.environ.get("GHVAULT_POOL", "").strip() or DeploymentSettings.pool
 
 
 class PlanError(ValueError):
-    """An XCom value is not a run plan this version can read."""
-
-
-@dataclass(frozen=True)
-class OwnerPlan:
-    """One owner's share of the run: where its archive goes and where last month's is."""
-
-    owner: str
-    key: str
-    manifest_key: str
-    previous_key: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"owner": self.owner, "key": self.key, "manifest_key": self.manifest_key,
-                "previous_key": self.previous_key}
+    """An XCom value is not a run plan this version can read, or a plan no task could run."""
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run backs up and how.
+    """What one run does, resolved by ``plan``; pushed as one XCom value (``as_dict``),
+    read back with :meth:`from_mapping`. Refuses, with the fix, what no task could run."""
 
-    :param settings: the deployment settings as resolved when the run started
-    :param month: YYYY-MM the run covers
-    :param runner: "ecs" or "local"
-    :param verify: run ``ghvault verify`` on each new archive
-    :param owners: the logins to back up, in order, without duplicates
-    :param kinds: kinds of content to back up (empty: all)
-    :param repos, exclude_repos: repository name patterns ("" when not set)
-    """
-
-    settings: DeploymentSettings
-    month: str
+    settings: dict[str, Any]
     runner: str
-    verify: bool = False
-    owners: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
+    month: str
+    run_type: str
+    taken_at: str  # the day the content is taken: an old month's archive holds today's data
+    owners: list[str]
+    kinds: list[str] = field(default_factory=list)
     repos: str = ""
     exclude_repos: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)  # what a newer DAG adds
+    verify: bool = False
 
     def __post_init__(self) -> None:
         check_month(self.month)
         if self.runner not in RUNNERS:
-            raise PlanError(f"run plan runner {self.runner!r} is not 'ecs' or 'local': fix the "
-                            "runner param or the settings' 'runner'.")
+            raise PlanError(f"run plan runner {self.runner!r} is not one of "
+                            f"{', '.join(RUNNERS)}: fix the runner param or the settings' "
+                            "'runner'.")
         if not self.owners:
             raise PlanError("run plan has no owners: give 'owners' in the run's params or in "
                             "the settings.")
@@ -75,52 +82,105 @@ class RunPlan:
             raise PlanError(f"run plan lists an owner twice ({', '.join(self.owners)}): "
                             "list each owner once.")
 
+    # what the sensors take, from the settings (rendered into their templated fields)
     @property
-    def verify_with(self) -> str:
-        """The runner that verifies this run's archives, "" when verification is off."""
-        return self.runner if self.verify else ""
-
-    def key(self, owner: str) -> str:
-        return archive_key(self.settings.prefix, owner, self.month)
-
-    def for_owner(self, owner: str) -> OwnerPlan:
-        key = self.key(owner)
-        return OwnerPlan(owner, key, sidecar_key(key),
-                         archive_key(self.settings.prefix, owner, previous_month(self.month)))
+    def deployment(self) -> DeploymentSettings:
+        return load_settings(self.settings, env={})
 
     def per_owner(self) -> list[dict[str, str]]:
-        """One dict per owner, for ``expand_kwargs`` over the backup task group."""
-        return [self.for_owner(owner).as_dict() for owner in self.owners]
+        """One dict per owner for ``expand_kwargs`` over the backup task group: its archive
+        key and last month's key (the Glacier check)."""
+        prefix = self.deployment.prefix
+        return [{"owner": owner, "key": archive_key(prefix, owner, self.month),
+                 "previous_key": archive_key(prefix, owner, previous_month(self.month))}
+                for owner in self.owners]
 
-    def to_xcom(self) -> dict[str, Any]:
-        """A JSON object holding the whole plan (settings included)."""
-        return {"version": PLAN_VERSION, "settings": self.settings.as_dict(),
-                "month": self.month, "runner": self.runner, "verify": self.verify,
-                "owners": list(self.owners), "kinds": list(self.kinds), "repos": self.repos,
-                "exclude_repos": self.exclude_repos, "extra": dict(self.extra)}
+    def as_dict(self) -> dict[str, Any]:
+        cfg = self.deployment
+        return {**dataclasses.asdict(self), "verify_with": self.runner if self.verify else "",
+                "bucket": cfg.bucket, "prefix": cfg.prefix,
+                "aws_conn_id": cfg.aws_conn_id, "storage_class": cfg.glacier_storage_class,
+                "transition_days": cfg.transition_days, "retention_days": cfg.retention_days}
 
     @classmethod
-    def from_xcom(cls, value: Mapping[str, Any] | str) -> RunPlan:
-        """The plan from :meth:`to_xcom`'s value (or its JSON text, as a template renders it)."""
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise PlanError("run plan XCom is not JSON: pass the plan task's return value "
-                                "unchanged.") from None
-        if not isinstance(value, Mapping) or value.get("version") != PLAN_VERSION:
-            found = value.get("version") if isinstance(value, Mapping) else type(value).__name__
-            raise PlanError(f"run plan XCom has version {found!r}, not {PLAN_VERSION}: clear the "
+    def from_mapping(cls, data: Mapping[str, Any]) -> RunPlan:
+        """The plan from :meth:`as_dict`'s value; a value from another version names the fix."""
+        if not isinstance(data, Mapping):
+            raise PlanError(f"run plan XCom is a {type(data).__name__}, not a mapping: pass "
+                            "the plan task's XCom 'plan' unchanged.")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING and f.name not in data)
+        if missing:
+            raise PlanError(f"run plan XCom has no {', '.join(map(repr, missing))}: clear the "
                             "run so that its plan task runs again with this version.")
         try:
-            settings = DeploymentSettings.from_mapping(value["settings"])
-            return cls(settings=settings, month=value["month"], runner=value["runner"],
-                       verify=bool(value.get("verify")), owners=tuple(value["owners"]),
-                       kinds=tuple(value.get("kinds") or ()), repos=value.get("repos") or "",
-                       exclude_repos=value.get("exclude_repos") or "",
-                       extra=dict(value.get("extra") or {}))
-        except KeyError as err:
-            raise PlanError(f"run plan XCom has no {err.args[0]!r}: clear the run so that its "
-                            "plan task runs again.") from None
+            plan = cls(**{k: v for k, v in data.items() if k in names})
+            plan.deployment  # noqa: B018 - the settings inside must still be valid
         except SettingsError as err:
             raise PlanError(str(err)) from err
+        return plan
+
+
+def months_between(earlier: str, later: str) -> int:
+    (y1, m1), (y2, m2) = ((int(x) for x in m.split("-")) for m in (earlier, later))
+    return (y2 - y1) * 12 + (m2 - m1)
+
+
+def catchup_skip_reason(*, month: str, run_type: str, clear_number: int, now: datetime,
+                        catchup_months: int) -> str | None:
+    """Why a scheduled run of `month` is too old to back up now, or None to back it up.
+
+    Only scheduled runs the scheduler queued by catching up are skipped: a backfill, a
+    manual run or a run someone cleared was asked for. Any archive holds the content of the
+    day it ran, so an old month's archive would hold today's data under a false label."""
+    if run_type != "scheduled" or clear_number:
+        return None
+    last = f"{now.year - 1}-12" if now.month == 1 else f"{now.year}-{now.month - 1:02d}"
+    behind = months_between(month, last)
+    if behind < catchup_months:
+        return None
+    return (f"Not backing up {month}: catch-up reaches back {catchup_months} month(s) before "
+            f"{now:%Y-%m-%d} (setting catchup_months) and an archive made today would hold "
+            f"today's content under {month}'s label. To back it up anyway: airflow backfill "
+            f"create --dag-id github_backup --from-date {month}-01 --to-date {month}-28")
+
+
+def pool_command(settings: DeploymentSettings) -> list[str]:
+    """`airflow pools set` for the settings' pool (create or resize)."""
+    return ["airflow", "pools", "set", settings.pool, str(settings.pool_slots),
+            POOL_DESCRIPTION]
+
+
+def pool_settings(value: Any, env: Mapping[str, str] = os.environ) -> DeploymentSettings:
+    """The settings' `pool` and `pool_slots` (validated), even before the rest is configured:
+    the deployment creates the pool when it sets up Airflow, maybe before the Variable."""
+    keys = ("pool", "pool_slots")
+    data = {k: v for k, v in _parse_value(value).items() if k in keys}
+    data.update({k: env[ENV_PREFIX + k.upper()] for k in keys if env.get(ENV_PREFIX + k.upper())})
+    return DeploymentSettings.from_mapping({"bucket": "unused", **data})  # the pool keys only
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ghvault_airflow.plan pool``: create or resize the pool from the settings
+    (the ``ghvault_settings`` Variable and GHVAULT_* variables), where the ``airflow`` CLI
+    reaches the metadata database (the stack's init, ``make run``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["pool"]:
+        print("usage: python -m ghvault_airflow.plan pool", file=sys.stderr)
+        return 2
+    from airflow.models.variable import Variable
+
+    from ghvault_airflow.settings import VARIABLE_NAME
+
+    settings = pool_settings(Variable.get(VARIABLE_NAME, default_var=None))
+    command = pool_command(settings)
+    command[0] = os.path.join(os.path.dirname(sys.executable), "airflow")
+    if not os.path.exists(command[0]):
+        command[0] = "airflow"
+    return subprocess.run(command, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

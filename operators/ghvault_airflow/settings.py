@@ -77,6 +77,13 @@ class DeploymentSettings:
                            execution_timeout and the ECS waiter's limit (see backup_timeout)
     waiter_delay_seconds   how often the ECS runner (the triggerer, when deferred) asks ECS
                            whether the task stopped (default 30)
+    catchup_months         how far back scheduled runs reach when the DAG catches up (first
+                           deployment, scheduler down): 1 backs up only the last complete
+                           month; older scheduled runs skip (``airflow backfill create`` asks
+                           for them)
+    pool, pool_slots       the Airflow pool every backup and verification task runs in, and
+                           its size: at most that many engines use the token at once, across
+                           runs (the pool is created by the deployment: ``pool_command``)
     """
 
     bucket: str
@@ -105,6 +112,9 @@ class DeploymentSettings:
     owners: list[str] = field(default_factory=list)
     backup_timeout_hours: int = DEFAULT_BACKUP_TIMEOUT_HOURS
     waiter_delay_seconds: int = 30
+    catchup_months: int = 1
+    pool: str = "ghvault"
+    pool_slots: int = 2
 
     @property
     def backup_timeout(self) -> timedelta:
@@ -169,6 +179,14 @@ class DeploymentSettings:
             _fail("backup_timeout_hours", "is less than 1: give the hours a backup may take")
         if not 1 <= self.waiter_delay_seconds <= 600:
             _fail("waiter_delay_seconds", f"is {self.waiter_delay_seconds}: use 1 to 600 seconds")
+        if self.catchup_months < 1:
+            _fail("catchup_months", "is less than 1: use 1 (only the last complete month) or "
+                                    "more")
+        if self.pool_slots < 1:
+            _fail("pool_slots", "is less than 1: use the number of backups the token may run "
+                                "at once (2 is safe for one PAT)")
+        if not re.fullmatch(r"[\w.-]{1,256}", self.pool):
+            _fail("pool", f"is {self.pool!r}: use letters, digits, '_', '-' or '.'")
         if not self.token_parameter:
             _fail("token_parameter", "is empty: name the SSM SecureString holding the token")
         if not self.container_name:
@@ -309,25 +327,51 @@ def _schedule_timezone(context: Mapping[str, Any]):
     return tz
 
 
-def run_month(context: Mapping[str, Any]) -> str:
-    """The run's logical month, YYYY-MM.
+def run_type(context: Mapping[str, Any]) -> str:
+    """"scheduled", "backfill", "manual"... ("" when the context has no dag_run)."""
+    kind = getattr(context.get("dag_run"), "run_type", None) or ""
+    return str(getattr(kind, "value", kind))
 
-    ``data_interval_start`` when the run has one (with month-long intervals the run for
-    October starts 2026-10-01), read in the schedule's timezone; otherwise (a run triggered
-    without a logical date) the month of ``dag_run.run_after``.
+
+def _month_before(moment: datetime) -> str:
+    year, month = (moment.year - 1, 12) if moment.month == 1 else (moment.year, moment.month - 1)
+    return f"{year:04d}-{month:02d}"
+
+
+def run_month(context: Mapping[str, Any]) -> str:
+    """The run's month, YYYY-MM, read in the schedule's timezone.
+
+    - A manual run with a logical date covers the last complete month before that date
+      (``2026-04-01`` and ``2026-04-15`` both back up March), as the UI and the REST API
+      infer its data interval. Its ``data_interval_start`` is not trusted: Airflow 3.3's
+      ``airflow dags trigger -l DATE`` infers the interval from the trigger *time*
+      (``api/common/trigger_dag.py`` passes ``run_after`` = now to
+      ``infer_manual_data_interval``), which would back up the current month under a label
+      the operator did not ask for.
+    - A scheduled or backfill run covers its data interval: ``data_interval_start``.
+    - A run without a logical date backs up the month of ``dag_run.run_after`` (the
+      current, partial month).
     """
+    tz = _schedule_timezone(context)
+
+    def local(moment: datetime) -> datetime:
+        return moment.astimezone(tz) if tz is not None and moment.tzinfo is not None else moment
+
+    dag_run = context.get("dag_run")
+    logical = context.get("logical_date")
+    if logical is not None and run_type(context) == "manual":
+        # the month schedule's boundary is 00:00 on the 1st: the last complete month
+        # before any moment of April is March (the timetable's infer_manual_data_interval)
+        return _month_before(local(logical))
     moment: datetime | None = context.get("data_interval_start")
     if moment is None:
-        dag_run = context.get("dag_run")
         moment = getattr(dag_run, "run_after", None)
     if moment is None:
         raise ValueError(
             "the task context has neither data_interval_start nor dag_run.run_after: pass "
             "month='YYYY-MM' to the operator."
         )
-    tz = _schedule_timezone(context)
-    if tz is not None and moment.tzinfo is not None:
-        moment = moment.astimezone(tz)
+    moment = local(moment)
     return f"{moment.year:04d}-{moment.month:02d}"
 
 

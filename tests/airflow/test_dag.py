@@ -81,28 +81,24 @@ def test_parsing_is_fast(dag) -> None:
 
 
 def test_tasks_and_their_wiring(dag) -> None:
-    assert set(dag.task_ids) == {"plan", "runner", "backup.ecs", "backup.local",
-                                 "backup.archive", "backup.glacier", "backup.verify_ecs",
-                                 "backup.verify_local", "notify"}
+    # the runner is configuration, not a branch: one backup task per owner whichever runner
+    assert set(dag.task_ids) == {"plan", "backup.backup", "backup.archive", "backup.glacier",
+                                 "backup.verify", "notify"}
     up = {t: set(dag.get_task(t).upstream_task_ids) for t in dag.task_ids}
-    assert up["runner"] == {"plan"}
-    assert up["backup.ecs"] == up["backup.local"] == {"plan", "runner"}
-    assert up["backup.archive"] == {"plan", "backup.ecs", "backup.local"}
+    assert up["backup.backup"] == {"plan"}
+    assert up["backup.archive"] == {"plan", "backup.backup"}
     assert up["backup.glacier"] == {"plan", "backup.archive"}
-    assert up["backup.verify_ecs"] == up["backup.verify_local"] == {"plan", "backup.glacier"}
-    assert up["notify"] == {"plan", "backup.glacier", "backup.verify_ecs",
-                            "backup.verify_local"}
+    assert up["backup.verify"] == {"plan", "backup.glacier"}
+    assert up["notify"] == {"backup.verify"}
     types = {t: type(dag.get_task(t)).__name__ for t in dag.task_ids}
-    assert types["backup.ecs"] == "GithubBackupOperator"
-    assert types["backup.local"] == "LocalBackupOperator"
+    assert types["backup.backup"] == "GithubBackupOperator"
     assert types["backup.archive"] == "BackupArchiveSensor"
     assert types["backup.glacier"] == "GlacierTransitionSensor"
-    assert types["backup.verify_ecs"] == "GithubVerifyOperator"
-    assert types["backup.verify_local"] == "LocalVerifyOperator"
-    # whichever runner was skipped, the archive check runs after the other one; notify runs
-    # when nothing failed, whether or not the verification step was asked for
-    assert dag.get_task("backup.archive").trigger_rule == "none_failed_min_one_success"
-    assert dag.get_task("notify").trigger_rule == "none_failed_min_one_success"
+    assert types["backup.verify"] == "GithubVerifyOperator"
+    # one summary per run, whatever failed upstream
+    assert dag.get_task("notify").trigger_rule == "all_done"
+    assert all(dag.get_task(t).trigger_rule == "all_success" for t in dag.task_ids
+               if t != "notify")
 
 
 def test_one_mapped_branch_per_owner(dag) -> None:
@@ -110,18 +106,16 @@ def test_one_mapped_branch_per_owner(dag) -> None:
 
     group = dag.task_group_dict["backup"]
     assert isinstance(group, MappedTaskGroup)
-    assert {t.task_id for t in group} == {"backup.ecs", "backup.local", "backup.archive",
-                                          "backup.glacier", "backup.verify_ecs",
-                                          "backup.verify_local"}
+    assert {t.task_id for t in group} == {"backup.backup", "backup.archive", "backup.glacier",
+                                          "backup.verify"}
     # expanded over what plan returns: one {"owner", "key", "previous_key"} per owner
     assert [op.task_id for op in group.iter_mapped_dependencies()] == ["plan"]
 
 
 def test_backup_retries_with_backoff_and_bounded_runs(dag) -> None:
-    for task_id in ("backup.ecs", "backup.local"):
-        task = dag.get_task(task_id)
-        assert task.retries == 2 and task.retry_exponential_backoff == 2.0
-        assert task.execution_timeout.total_seconds() == 12 * 3600
+    task = dag.get_task("backup.backup")
+    assert task.retries == 2 and task.retry_exponential_backoff == 2.0
+    assert task.execution_timeout.total_seconds() == 12 * 3600
     assert dag.get_task("backup.archive").mode == "reschedule"
     assert all(dag.get_task(t).execution_timeout for t in dag.task_ids)
     assert dag.max_active_runs == 2
@@ -130,12 +124,38 @@ def test_backup_retries_with_backoff_and_bounded_runs(dag) -> None:
     assert "--conf" in dag.doc_md
 
 
+def test_every_engine_task_shares_one_pool_across_runs(dag) -> None:
+    # issue 14 #3: backfills and catch-up ran six backups at once against one token
+    for task_id in ("backup.backup", "backup.verify"):
+        assert dag.get_task(task_id).pool == "ghvault"
+        assert dag.get_task(task_id).pool_slots == 1
+    assert dag.get_task("plan").pool == dag.get_task("notify").pool == "default_pool"
+
+
+def test_pool_is_created_from_the_settings() -> None:
+    from ghvault_airflow.plan import pool_command, pool_settings
+    from ghvault_airflow.settings import SettingsError
+
+    # before the rest of the settings exist (the deployment creates it when it sets up Airflow)
+    assert pool_command(pool_settings(None, env={}))[:5] == [
+        "airflow", "pools", "set", "ghvault", "2"]
+    assert pool_command(pool_settings('{"bucket": "b", "pool_slots": 3}', env={}))[3:5] == [
+        "ghvault", "3"]
+    assert pool_command(pool_settings(None, env={"GHVAULT_POOL": "gh",
+                                                 "GHVAULT_POOL_SLOTS": "5"}))[3:5] == ["gh", "5"]
+    with pytest.raises(SettingsError, match="'pool_slots' is less than 1"):
+        pool_settings({"pool_slots": 0}, env={})
+
+
 def test_monthly_schedule_with_month_long_intervals(dag) -> None:
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import DataInterval, TimeRestriction
 
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.catchup is True
+    # issue 14 #3: a paused DAG ignores `airflow backfill create` without a word; created
+    # unpaused, the catch-up policy keeps its first activation to last month's backup
+    assert dag.is_paused_upon_creation is False
     timetable = coerce_to_core_timetable(dag.timetable)
     first = timetable.next_dagrun_info(
         last_automated_data_interval=None,
@@ -214,11 +234,19 @@ def test_plan_maps_owners_from_the_settings(dag) -> None:
          "previous_key": "github/octocat/2026/09/octocat-2026-09.zip"},
         {"owner": "octo-org", "key": "github/octo-org/2026/10/octo-org-2026-10.zip",
          "previous_key": "github/octo-org/2026/09/octo-org-2026-09.zip"}]
-    assert pushed["month"] == "2026-10" and pushed["runner"] == "local"
-    assert pushed["kinds"] == [] and pushed["repos"] == ""
-    assert pushed["settings"]["bucket"] == "archives"  # the snapshot every task uses
-    assert (pushed["storage_class"], pushed["transition_days"], pushed["retention_days"]) == (
+    # one XCom value, the run plan, instead of a dozen keys
+    assert list(pushed) == ["plan"]
+    run = pushed["plan"]
+    assert run["month"] == "2026-10" and run["runner"] == "local"
+    assert run["owners"] == ["octocat", "octo-org"]
+    assert run["kinds"] == [] and run["repos"] == ""
+    assert run["settings"]["bucket"] == "archives"  # the snapshot every task uses
+    assert (run["storage_class"], run["transition_days"], run["retention_days"]) == (
         "GLACIER", 1, 365)
+    assert run["taken_at"] == f"{datetime.now(UTC):%Y-%m-%d}"
+    from ghvault_airflow.plan import RunPlan
+
+    assert RunPlan.from_mapping(run).month == "2026-10"
 
 
 def test_plan_params_win_over_settings(dag, monkeypatch) -> None:
@@ -227,19 +255,18 @@ def test_plan_params_win_over_settings(dag, monkeypatch) -> None:
                           exclude=["lfs"], repos="^api-", runner="local")
     assert [o["owner"] for o in owners] == ["solo"]
     assert owners[0]["key"] == "backups/solo/2026/10/solo-2026-10.zip"
-    assert pushed["kinds"] == ["git", "issues"] and pushed["repos"] == "^api-"
+    assert pushed["plan"]["kinds"] == ["git", "issues"] and pushed["plan"]["repos"] == "^api-"
 
 
 def test_verification_step_from_settings_or_params(dag) -> None:
-    _, pushed = plan(dag, SETTINGS)
-    assert pushed["verify_with"] == ""  # off: both verification tasks skip themselves
-    _, pushed = plan(dag, {**SETTINGS, "verify": True})
-    assert pushed["verify_with"] == "local"
-    _, pushed = plan(dag, {**SETTINGS, "verify": True}, verify=False)  # the param wins
-    assert pushed["verify_with"] == ""
-    _, pushed = plan(dag, {**SETTINGS, "cluster": "c", "task_definition": "t",
-                           "subnets": ["s"]}, runner="ecs", verify=True)
-    assert pushed["verify_with"] == "ecs"
+    def verify_with(settings, **params):
+        return plan(dag, settings, **params)[1]["plan"]["verify_with"]
+
+    assert verify_with(SETTINGS) == ""  # off: the verification task skips itself
+    assert verify_with({**SETTINGS, "verify": True}) == "local"
+    assert verify_with({**SETTINGS, "verify": True}, verify=False) == ""  # the param wins
+    assert verify_with({**SETTINGS, "cluster": "c", "task_definition": "t", "subnets": ["s"]},
+                       runner="ecs", verify=True) == "ecs"
 
 
 def test_plan_owners_from_the_environment(dag, monkeypatch) -> None:
@@ -264,3 +291,114 @@ def test_plan_fails_with_what_to_fix(dag, monkeypatch) -> None:
         plan(dag, "{bucket: archives")
     with pytest.raises(AirflowFailException, match="is not a GitHub user"):
         plan(dag, SETTINGS, owners=["bad login"])
+    with pytest.raises(AirflowFailException, match="set GHVAULT_POOL=other in the environment"):
+        plan(dag, {**SETTINGS, "pool": "other"})
+
+
+# -- honest months (issue 14 #1) and the catch-up policy (#2) -----------------------------------
+
+
+class FakeRun:
+    def __init__(self, run_type: str, run_after: datetime | None = None,
+                 clear_number: int = 0) -> None:
+        self.run_type, self.run_after, self.clear_number = run_type, run_after, clear_number
+        self.run_id = f"{run_type}__test"
+
+
+def month_of(dag, run_type: str, *, logical: datetime | None, interval_start: datetime | None,
+             run_after: datetime | None = None) -> str:
+    from ghvault_airflow.settings import run_month
+
+    context = {"dag": dag, "dag_run": FakeRun(run_type, run_after)}
+    if logical is not None:
+        context["logical_date"] = logical
+    if interval_start is not None:
+        context["data_interval_start"] = interval_start
+    return run_month(context)
+
+
+def test_trigger_with_a_logical_date_backs_up_the_month_before_it(dag) -> None:
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    timetable = coerce_to_core_timetable(dag.timetable)
+    today = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    for logical in (datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 4, 15, 12, tzinfo=UTC)):
+        # what `airflow dags trigger -l` stores: an interval inferred from the trigger time
+        cli_interval = timetable.infer_manual_data_interval(run_after=today)
+        assert cli_interval.start == datetime(2026, 11, 1, tzinfo=UTC)
+        assert month_of(dag, "manual", logical=logical, interval_start=cli_interval.start,
+                        run_after=today) == "2026-03"
+        # the month the UI/REST API infer from the logical date itself
+        honest = timetable.infer_manual_data_interval(run_after=logical)
+        assert f"{honest.start:%Y-%m}" == "2026-03"
+
+
+def test_scheduled_and_backfill_runs_cover_their_data_interval(dag) -> None:
+    october = datetime(2026, 10, 1, tzinfo=UTC)
+    for run_type in ("scheduled", "backfill"):
+        assert month_of(dag, run_type, logical=october, interval_start=october) == "2026-10"
+
+
+def test_a_run_without_logical_date_backs_up_the_current_month(dag) -> None:
+    assert month_of(dag, "manual", logical=None, interval_start=None,
+                    run_after=datetime(2026, 12, 5, tzinfo=UTC)) == "2026-12"
+
+
+def test_catch_up_reaches_back_only_as_far_as_the_policy() -> None:
+    from ghvault_airflow.plan import catchup_skip_reason
+
+    now = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
+
+    def skipped(month, run_type="scheduled", months=1, cleared=0):
+        return catchup_skip_reason(month=month, run_type=run_type, clear_number=cleared,
+                                   now=now, catchup_months=months)
+
+    assert skipped("2026-11") is None  # the month before the first run
+    reason = skipped("2026-01")
+    assert "Not backing up 2026-01" in reason and "airflow backfill create" in reason
+    assert all(skipped(f"2026-{m:02d}") for m in range(1, 11))  # the ten older ones
+    assert skipped("2026-09", months=3) is None and skipped("2026-08", months=3)
+    # asked for: a backfill, a manual run, a cleared scheduled run
+    assert skipped("2026-01", run_type="backfill") is None
+    assert skipped("2026-01", run_type="manual") is None
+    assert skipped("2026-01", cleared=1) is None
+
+
+def test_plan_skips_old_scheduled_runs_and_says_why(dag) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+    from ghvault.contract import previous_month
+
+    last = previous_month(f"{datetime.now(UTC):%Y-%m}")
+    old = previous_month(previous_month(last))
+    ti = FakeTI()
+
+    def run(month: str, run_type: str, settings=SETTINGS):
+        start = datetime(int(month[:4]), int(month[5:]), 1, tzinfo=UTC)
+        context = {"ti": ti, "params": validate(dag), "dag_run": FakeRun(run_type),
+                   "logical_date": start, "data_interval_start": start}
+        return dag.get_task("plan").python_callable(json.dumps(settings), **context)
+
+    with pytest.raises(AirflowSkipException, match=f"Not backing up {old}"):
+        run(old, "scheduled")
+    assert "catchup_months" in ti.pushed["skipped"]
+    assert run(last, "scheduled")[0]["key"].endswith(f"-{last}.zip")
+    assert run(old, "backfill")[0]["key"].endswith(f"-{old}.zip")
+    assert ti.pushed["plan"]["run_type"] == "backfill"
+    assert run(old, "scheduled", {**SETTINGS, "catchup_months": 3})
+
+
+def test_notify_fails_the_run_when_plan_failed_and_skips_when_plan_skipped(dag) -> None:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    class PullTI:
+        def __init__(self, values):
+            self.values = values
+
+        def xcom_pull(self, task_ids, key="return_value", **_):
+            return self.values.get(key)
+
+    notify = dag.get_task("notify").python_callable
+    with pytest.raises(AirflowFailException, match="plan failed: nothing was backed up"):
+        notify(ti=PullTI({}))
+    with pytest.raises(AirflowSkipException, match="catch-up policy"):
+        notify(ti=PullTI({"skipped": "Not backing up 2026-01"}))

@@ -64,6 +64,20 @@ dag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("github_backup")
 for task_id, attrs in spec.get("tweaks", {}).items():
     for name, value in attrs.items():
         setattr(dag.get_task(task_id), name, value)
+if spec.get("trigger_time"):
+    # the data interval `airflow dags trigger -l DATE` stores in Airflow 3.3: inferred from
+    # the trigger time, not from DATE (api/common/trigger_dag.py)
+    import airflow.serialization.encoders as encoders
+    from airflow.utils import timezone
+    core = encoders.coerce_to_core_timetable
+    trigger_time = timezone.coerce_datetime(datetime.fromisoformat(spec["trigger_time"]))
+
+    def as_the_cli_does(timetable):
+        timetable = core(timetable)
+        infer = timetable.infer_manual_data_interval
+        timetable.infer_manual_data_interval = lambda run_after: infer(run_after=trigger_time)
+        return timetable
+    encoders.coerce_to_core_timetable = as_the_cli_does
 logical = spec.get("logical_date")
 run = dag.test(logical_date=datetime.fromisoformat(logical) if logical else None,
                run_after=datetime.fromisoformat(spec["run_after"]) if spec.get("run_after")
@@ -115,19 +129,22 @@ class Deployment:
 
     def run(self, *, month: str | None = None, logical_date: str | None = None,
             run_after: str | None = None, conf: dict | None = None, tweaks: dict | None = None,
-            settings: dict | None = None, log_name: str = "run") -> Run:
-        """One DAG run; `airflow dags test` unless run_after or tweaks need DAG.test()."""
+            settings: dict | None = None, log_name: str = "run",
+            trigger_time: str | None = None) -> Run:
+        """One DAG run; `airflow dags test` unless run_after, tweaks or trigger_time need
+        DAG.test()."""
         read_notifications(self.aws, self.resources["queue_url"], wait=0)  # start clean
         env = airflow_env(self.home, self.aws, settings or self.settings())
         log = self.home / f"{log_name}.log"
-        if run_after is None and not tweaks:
+        if run_after is None and not tweaks and not trigger_time:
             args = ["dags", "test", DAG_ID, logical_date or logical_date_for(month)]
             if conf:
                 args += ["--conf", json.dumps(conf)]
             result = airflow(env, *args, log=log, check=False, timeout=600)
         else:
             spec = {"logical_date": logical_date or (logical_date_for(month) if month else None),
-                    "run_after": run_after, "conf": conf, "tweaks": tweaks or {}}
+                    "run_after": run_after, "conf": conf, "tweaks": tweaks or {},
+                    "trigger_time": trigger_time}
             with log.open("w") as out:
                 result = subprocess.run([sys.executable, "-c", DAG_TEST, json.dumps(spec)],
                                         env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -222,21 +239,25 @@ def test_local_runner_backs_up_every_owner_and_reports_once(deployment: Deployme
     run = deployment.run(month="2026-10", settings=deployment.settings(owners=owners),
                          log_name="local")
     assert run.state == "success", run.log[-3000:]
-    assert run.record.states("backup.ecs") == ["skipped"]
-    assert run.record.states("backup.local") == ["success", "success"]
-    # verification was not asked for: both runners' verify tasks were skipped by the branch
-    assert run.record.states("backup.verify_local") == ["skipped", "skipped"]
-    assert run.record.states("backup.verify_ecs") == ["skipped", "skipped"]
+    assert run.record.states("backup.backup") == ["success", "success"]
+    # verification was not asked for: the explicit step skipped itself
+    assert run.record.states("backup.verify") == ["skipped", "skipped"]
     assert run.record.states("notify") == ["success"]
     for index, owner in enumerate(owners):
-        assert_backed_up(deployment, run, owner, "2026-10", "backup.local", index)
-        summary = run.record.result("backup.local", index)["summary"]
+        assert_backed_up(deployment, run, owner, "2026-10", "backup.backup", index)
+        summary = run.record.result("backup.backup", index)["summary"]
         assert summary["owner"] == owner and summary["counts"]["repos"] > 0
     note = run.only_notification()
-    assert note["subject"] == "ghvault: backup of 2 owners for 2026-10 succeeded"
+    assert note["subject"] == "ghvault: 2 of 2 owners succeeded for 2026-10"
     assert note["attributes"] == {"status": "success", "month": "2026-10", "dag_id": DAG_ID}
     for owner in owners:
         assert f"s3://{BUCKET}/{key_of(owner, '2026-10')}" in note["message"]
+    # the content is as of the day it ran, and the summary says so
+    _, manifest, _ = deployment.archive(key_of(deployment.owner, "2026-10"))
+    taken = run.record.result("plan", key="plan")["taken_at"]
+    assert manifest["taken_at"] == taken and manifest["month"] == "2026-10"
+    assert f"Content as of {taken}" in note["message"]
+    assert "ended before this run" in note["message"]
     # the token is read from SSM by the task and goes nowhere else
     assert deployment.sim.token not in run.log
     assert deployment.sim.token not in json.dumps(list(run.record.xcom.values()))
@@ -247,16 +268,14 @@ def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deploy
     run = deployment.run(month="2026-10", conf={"runner": "ecs", "exclude": ["lfs"],
                                                 "verify": True}, log_name="ecs")
     assert run.state == "success", run.log[-3000:]
-    assert run.record.states("backup.local") == ["skipped"]
-    assert_backed_up(deployment, run, deployment.owner, "2026-10", "backup.ecs")
+    assert_backed_up(deployment, run, deployment.owner, "2026-10", "backup.backup")
     container, verification = fargate.runs
     # the verification step ran `ghvault verify` in a second task of the same definition
     archive_url = f"s3://{BUCKET}/{key_of(deployment.owner, '2026-10')}"
     assert verification.command == ["verify", archive_url]
     assert verification.exit_code == 0
-    assert run.record.states("backup.verify_ecs") == ["success"]
-    assert run.record.states("backup.verify_local") == ["skipped"]
-    verified = run.record.result("backup.verify_ecs", 0)
+    assert run.record.states("backup.verify") == ["success"]
+    verified = run.record.result("backup.verify", 0)
     assert verified["verified"] is True and verified["summary"]["ok"] is True
     assert verified["summary"]["bundles"] > 0  # verify's JSON summary line, read from the log
     assert container.exit_code == 0 and container.stop_code == "EssentialContainerExited"
@@ -270,11 +289,11 @@ def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deploy
     assert run.log.count("TaskDoneTrigger") >= 2  # the backup and the verification
     # the provider streamed the container's CloudWatch log into the task log, and the
     # operator read the engine's summary line from it
-    assert run.record.result("backup.ecs", 0)["summary"]["owner"] == deployment.owner
-    assert run.record.result("backup.ecs", 0, key="ecs_task_arn") == container.task_arn
+    assert run.record.result("backup.backup", 0)["summary"]["owner"] == deployment.owner
+    assert run.record.result("backup.backup", 0, key="ecs_task_arn") == container.task_arn
     assert deployment.sim.token not in run.log
     note = run.only_notification()
-    assert note["subject"] == f"ghvault: backup of {deployment.owner} for 2026-10 succeeded"
+    assert note["subject"] == "ghvault: 1 of 1 owner succeeded for 2026-10"
     assert "Verified (ghvault verify)" in note["message"]
     assert f"is intact ({verified['summary']['entries']} entries" in note["message"]
 
@@ -282,35 +301,48 @@ def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deploy
 # -- failures ------------------------------------------------------------------------------------
 
 
-def assert_failure_reported(run: Run, task_id: str, *, owner: str | None, reason: str) -> dict:
+def assert_failure_reported(run: Run, task_id: str, *, owner: str, reason: str,
+                            succeeded: int = 0, of: int = 1) -> dict:
+    """The run failed, and its one summary names the owner, the failed step and why."""
     assert run.state == "failed"
     assert "failed" in run.record.states(task_id)
-    assert run.record.states("notify") == ["upstream_failed"]
+    assert run.record.states("notify") == ["failed"]  # after publishing: the run fails
     note = run.only_notification()
     assert note["attributes"]["status"] == "failure"
-    assert note["attributes"]["task_id"] == task_id
-    assert f"FAILED at {task_id}" in note["subject"]
-    if owner:
-        assert note["attributes"]["owner"] == owner
-        assert owner in note["subject"]
-    assert reason in note["message"], note["message"]
+    assert f"{succeeded} of {of} owner" in note["subject"]
+    failed = note["message"].split("\nFailed\n", 1)[1]
+    assert f"{owner}\n  failed at {task_id}: " in failed, note["message"]
+    assert reason in failed, note["message"]
     return note
 
 
 def test_engine_exit_code_fails_the_run_and_names_the_owner(deployment: Deployment) -> None:
     run = deployment.run(month="2026-10", conf={"owners": ["no-such-owner-404"]},
                          log_name="bad-owner")
-    note = assert_failure_reported(run, "backup.local", owner="no-such-owner-404",
+    note = assert_failure_reported(run, "backup.backup", owner="no-such-owner-404",
                                    reason="does not exist")
     assert "OwnerNotFound" in note["message"]
     assert run.record.states("backup.archive") == ["upstream_failed"]
 
 
+def test_one_failing_owner_leaves_the_others_in_one_summary(deployment: Deployment) -> None:
+    # issue 14 #5: one failed owner suppressed the run summary for all the others
+    owners = [deployment.owner, "no-such-owner-404"]
+    run = deployment.run(month="2026-10", conf={"owners": owners}, log_name="one-fails")
+    assert run.record.states("backup.backup") == ["success", "failed"]
+    note = assert_failure_reported(run, "backup.backup", owner="no-such-owner-404",
+                                   reason="does not exist", succeeded=1, of=2)
+    assert note["subject"] == "ghvault: 1 of 2 owners succeeded for 2026-10"
+    succeeded = note["message"].split("\nSucceeded\n", 1)[1].split("\nFailed\n")[0]
+    assert f"s3://{BUCKET}/{key_of(deployment.owner, '2026-10')}" in succeeded
+    assert "GitHub API requests" in succeeded
+
+
 def test_engine_exit_code_through_ecs(deployment: Deployment, fargate: FargateEmulator) -> None:
     run = deployment.run(month="2026-10", conf={"owners": ["no-such-owner-404"],
                                                 "runner": "ecs"},
-                         tweaks={"backup.ecs": {"waiter_delay": 1}}, log_name="ecs-bad-owner")
-    assert_failure_reported(run, "backup.ecs", owner="no-such-owner-404",
+                         tweaks={"backup.backup": {"waiter_delay": 1}}, log_name="ecs-bad-owner")
+    assert_failure_reported(run, "backup.backup", owner="no-such-owner-404",
                             reason="does not exist")
     assert [r.exit_code for r in fargate.runs] == [4]  # the engine's "owner not found"
 
@@ -319,9 +351,9 @@ def test_task_failing_to_start_fails_the_run(deployment: Deployment,
                                              fargate: FargateEmulator) -> None:
     fargate.fail_next_start("CannotPullContainerError: ghvault:latest: not found")
     run = deployment.run(month="2026-10", conf={"runner": "ecs"},
-                         tweaks={"backup.ecs": {"retries": 0, "waiter_delay": 1}},
+                         tweaks={"backup.backup": {"retries": 0, "waiter_delay": 1}},
                          log_name="no-start")
-    assert_failure_reported(run, "backup.ecs", owner=deployment.owner,
+    assert_failure_reported(run, "backup.backup", owner=deployment.owner,
                             reason="CannotPullContainerError")
     assert fargate.runs[0].stop_code == "TaskFailedToStart"
 
@@ -332,10 +364,10 @@ def test_missing_archive_fails_the_archive_sensor(deployment: Deployment, moto_s
     with FargateEmulator(moto_server.endpoint, entrypoint=["true"]) as fargate:
         run = deployment.run(month="2026-03", conf={"runner": "ecs"},
                              tweaks={"backup.archive": {"timeout": 3, "poke_interval": 1},
-                                     "backup.ecs": {"waiter_delay": 1}},
+                                     "backup.backup": {"waiter_delay": 1}},
                              log_name="missing-archive")
     assert [r.exit_code for r in fargate.runs] == [0]
-    assert run.record.states("backup.ecs") == ["success"]
+    assert run.record.states("backup.backup") == ["success"]
     assert_failure_reported(run, "backup.archive", owner=deployment.owner,
                             reason=f"{key_of(deployment.owner, '2026-03')} is not there")
 
@@ -363,11 +395,13 @@ def test_lifecycle_rule_for_another_prefix_fails_the_glacier_sensor(
 def test_backfill_three_months_then_rerun_replaces(deployment: Deployment) -> None:
     months = ["2026-06", "2026-07", "2026-08"]
     s3 = deployment.aws.client("s3")
+    # a rerun keeps the replaced archive findable: the bucket keeps versions
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     for month in months:
         run = deployment.run(month=month, log_name=f"backfill-{month}")
         assert run.state == "success", run.log[-3000:]
         assert run.record.interval_start.startswith(f"{month}-01 00:00:00")
-        assert_backed_up(deployment, run, deployment.owner, month, "backup.local")
+        assert_backed_up(deployment, run, deployment.owner, month, "backup.backup")
         previous = run.record.result("backup.glacier", 0)["previous"]
         assert previous["exists"] == (month != months[0])
     # the same months as the runs `airflow backfill create` queues for June..August: one
@@ -386,6 +420,13 @@ def test_backfill_three_months_then_rerun_replaces(deployment: Deployment) -> No
     assert rerun.state == "success"
     again = s3.head_object(Bucket=BUCKET, Key=key_of(deployment.owner, "2026-07"))
     assert again["LastModified"] >= first["LastModified"] and again["ETag"] != first["ETag"]
+    replaced = rerun.record.result("backup.backup", 0, key="replaces")
+    assert replaced["version_id"] == first["VersionId"] and replaced["kept"] is True
+    assert (f"stays in the bucket as version {first['VersionId']}"
+            in rerun.only_notification()["message"])
+    old = s3.get_object(Bucket=BUCKET, Key=key_of(deployment.owner, "2026-07"),
+                        VersionId=first["VersionId"])
+    assert old["ETag"] == first["ETag"]
     _, manifest, _ = deployment.archive(key_of(deployment.owner, "2026-07"))
     assert manifest["archive"]["etag"].strip('"') == again["ETag"].strip('"')
 
@@ -395,8 +436,23 @@ def test_run_without_logical_date_backs_up_the_month_of_run_after(
     run = deployment.run(run_after="2026-05-17T09:30:00+00:00", log_name="no-logical-date")
     assert run.state == "success", run.log[-3000:]
     assert run.record.logical_date is None
-    assert_backed_up(deployment, run, deployment.owner, "2026-05", "backup.local")
-    assert "for 2026-05 succeeded" in run.only_notification()["subject"]
+    assert_backed_up(deployment, run, deployment.owner, "2026-05", "backup.backup")
+    assert run.only_notification()["subject"] == "ghvault: 1 of 1 owner succeeded for 2026-05"
+
+
+def test_trigger_with_a_logical_date_backs_up_the_month_before_it(
+        deployment: Deployment) -> None:
+    # issue 14 #1: `airflow dags trigger -l 2026-04-01` on 2026-12-01 backed up 2026-11
+    # (the interval Airflow's CLI infers from the trigger time) over November's archive
+    s3 = deployment.aws.client("s3")
+    november = key_of(deployment.owner, "2026-11")
+    run = deployment.run(logical_date="2026-04-01T00:00:00+00:00",
+                         trigger_time="2026-12-01T10:00:00+00:00", log_name="trigger-l")
+    assert run.state == "success", run.log[-3000:]
+    assert run.record.interval_start.startswith("2026-11-01")  # what the CLI stores
+    assert_backed_up(deployment, run, deployment.owner, "2026-03", "backup.backup")
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=november)["KeyCount"] == 0
+    assert run.only_notification()["subject"] == "ghvault: 1 of 1 owner succeeded for 2026-03"
 
 
 def test_fargate_emulator_runs_what_ecs_would_and_refuses_what_it_would_not(
@@ -433,3 +489,18 @@ def test_fargate_emulator_runs_what_ecs_would_and_refuses_what_it_would_not(
     assert refused["stopCode"] == "TaskFailedToStart"
     assert "ParameterNotFound" in refused["stoppedReason"]
     assert "exitCode" not in refused["containers"][0]
+
+
+def test_the_deployment_creates_the_pool_from_the_settings(deployment: Deployment) -> None:
+    # issue 14 #3: tasks cannot create pools in Airflow 3; the deployment does, from the
+    # settings (the module's migrate() created it with the default size)
+    env = airflow_env(deployment.home, deployment.aws, deployment.settings(pool_slots=3))
+    listed = json.loads(airflow(env, "pools", "list", "-o", "json").stdout)
+    assert {p["pool"]: p["slots"] for p in listed}["ghvault"] in (2, "2")
+    subprocess.run([sys.executable, "-m", "ghvault_airflow.plan", "pool"], env=env, check=True,
+                   capture_output=True, timeout=300)
+    listed = json.loads(airflow(env, "pools", "list", "-o", "json").stdout)
+    assert {p["pool"]: p["slots"] for p in listed}["ghvault"] in (3, "3")
+    env = airflow_env(deployment.home, deployment.aws, deployment.settings())
+    subprocess.run([sys.executable, "-m", "ghvault_airflow.plan", "pool"], env=env, check=True,
+                   capture_output=True, timeout=300)

@@ -322,8 +322,7 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
     record = RunRecord(home)
     assert record.state == "success", text[-4000:]
     assert result.returncode == 0
-    assert record.states("backup.ecs") == ["success"]
-    assert record.states("backup.local") == ["skipped"]
+    assert record.states("backup.backup") == ["success"]
 
     # the backup task, then (when the DAG verifies) `ghvault verify` in a second task
     container, *verification = fargate.runs
@@ -339,7 +338,7 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
     # the log went to the stack's log group, and the operator read the summary from it
     events = aws.client("logs").get_log_events(logGroupName=created.outputs["LogGroup"],
                                                logStreamName=container.log_stream)["events"]
-    assert events and record.result("backup.ecs", 0)["summary"]["owner"] == owner
+    assert events and record.result("backup.backup", 0)["summary"]["owner"] == owner
 
     head = aws.client("s3").head_object(Bucket=created.outputs["Bucket"], Key=key)
     assert head["ContentLength"] == record.result("backup.archive", 0)["size"]
@@ -353,6 +352,5 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
     # S3 URL-encodes the key in its event, as the real service does
     created_keys = {unquote_plus(e["Records"][0]["s3"]["object"]["key"]) for e in s3_events}
     assert created_keys == {key}, [e["Records"][0]["eventName"] for e in s3_events]
-    summaries = [m for m in messages if m["subject"] and m["subject"].startswith("ghvault:")]
-    assert [m["subject"] for m in summaries] == [
-        f"ghvault: backup of {owner} for {month} succeeded"]
+    summaries = [m for m in messages if m["subject"] and m["subject"].startswith("ghvault: ")]
+    assert [m["subject"] for m in summaries] == [f"ghvault: 1 of 1 owner succeeded for {month}"]

@@ -41,6 +41,46 @@ def result(owner: str, repos: int = 3, skipped: list | None = None, **summary_ch
 # -- messages -----------------------------------------------------------------------------------
 
 
+class XComTI:
+    """What the notify task pulls: XCom values per (task_id, key), all map indexes."""
+
+    def __init__(self, values: dict) -> None:
+        self.values = values
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value", **_):
+        return self.values.get((task_ids, key))
+
+
+def test_run_summary_lists_every_owner_succeeded_or_failed():
+    from ghvault_airflow.notifications.summary import gather, run_message
+
+    glacier = {"key": result("hubber")["key"], "rule_id": "to-glacier",
+               "storage_class": "GLACIER", "transition_days": 1, "expiration_days": 365}
+    ti = XComTI({
+        ("backup.backup", "return_value"): [result("hubber")],
+        ("backup.backup", "failure"): [{"owner": "ghost", "task_id": "backup.backup",
+                                        "reason": "OwnerNotFound: 'ghost' does not exist"}],
+        ("backup.backup", "replaces"): [{"owner": "hubber", "key": result("hubber")["key"],
+                                         "kept": True, "version_id": "v1",
+                                         "last_modified": "2026-11-01 00:10:00+00:00"}],
+        ("backup.glacier", "return_value"): [glacier],
+    })
+    # slow-org's steps left neither a result nor a failure (a killed task)
+    outcomes = gather(ti, ["hubber", "ghost", "slow-org"], verify=False)
+    assert [o["ok"] for o in outcomes] == [True, False, False]
+    plan = {"month": MONTH, "taken_at": "2026-12-01", "run_type": "backfill"}
+    subject, message = run_message(plan, outcomes, dag_id="github_backup", run_id="r")
+    assert subject == "ghvault: 1 of 3 owners succeeded for 2026-10"
+    succeeded, failed = message.split("\nSucceeded\n")[1].split("\nFailed\n")
+    assert "s3://vault/github/hubber/2026/10/hubber-2026-10.zip" in succeeded
+    assert "stays in the bucket as version v1" in succeeded
+    assert "ghost\n  failed at backup.backup: OwnerNotFound" in failed
+    assert "slow-org\n  failed at ?: did not finish" in failed
+    assert "Content as of 2026-12-01" in message and "2026-10 ended before this run" in message
+    # verification asked for but absent: not a success
+    assert not gather(ti, ["hubber"], verify=True)[0]["ok"]
+
+
 def test_success_message_summarises_every_owner():
     skipped = [{"item": "hubworks/app hooks", "reason": "403: needs admin:repo_hook"}]
     subject, message = success_message(MONTH, [result("hubber"), result("hubworks", 5, skipped)])

@@ -1,8 +1,12 @@
 """Backup operators: one owner, one month, one archive at the key the settings dictate.
 
-``GithubBackupOperator`` runs the ghvault container as an ECS (Fargate) task through the amazon
-provider's ``EcsRunTaskOperator``; ``LocalBackupOperator`` runs ``ghvault run`` on the worker.
-Both take the same arguments, return the same XCom and raise the same exceptions. The GitHub
+``GithubBackupOperator`` runs the engine with the run's runner, which is configuration (the
+``runner`` argument, the run plan's or the settings' ``runner``), not a task of its own: ``ecs``
+runs the ghvault container as an ECS (Fargate) task through the amazon provider's
+``EcsRunTaskOperator``; any other runner is a class of :data:`RUNNERS` (``local``:
+``ghvault run`` on the worker, :class:`~.local.LocalRunner`; a ``docker`` runner would be one
+more entry). ``LocalBackupOperator`` is the local runner as an operator of its own. All take
+the same arguments, return the same XCom and raise the same exceptions. The GitHub
 token never passes through Airflow's arguments: ECS injects it from SSM (the task definition's
 ``secrets``); the local runner (``.local``) reads it from SSM at run time into the
 child's environment only.
@@ -36,8 +40,12 @@ from ghvault_airflow.operators.engine import (  # noqa: F401  (the exceptions ar
     engine_arguments,
     engine_error,
 )
-from ghvault_airflow.operators.local import LocalBackupOperator, LocalVerifyOperator
+from ghvault_airflow.operators.local import LocalBackupOperator, LocalRunner, LocalVerifyOperator
 from ghvault_airflow.settings import DeploymentSettings, SettingsError, waiter_limits
+
+# The runners other than the operator's own ECS path: name -> class(operator), with
+# execute(context) and stop(). Their names are settings.RUNNERS.
+RUNNERS = {"local": LocalRunner}
 
 
 class TaskStartFailed(BackupFailed):
@@ -71,7 +79,7 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
     """
 
     template_fields: Sequence[str] = (*EcsRunTaskOperator.template_fields,
-                                      *BackupContract.backup_fields)
+                                      *BackupContract.backup_fields, "runner")
     template_fields_renderers = {**EcsRunTaskOperator.template_fields_renderers,
                                  "settings": "json"}
     ui_color = "#d5e8d4"
@@ -82,7 +90,11 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                  reattach: bool = True, propagate_tags: str | None = "TASK_DEFINITION",
                  deferrable: bool = True, waiter_delay: int | None = None,
                  waiter_max_attempts: int | None = None,
-                 number_logs_exception: int = 20, **kwargs) -> None:
+                 number_logs_exception: int = 20, runner: str | None = None,
+                 engine_command: list[str] | None = None, **kwargs) -> None:
+        self.runner = runner
+        self.engine_command = engine_command
+        self._other_runner = None
         self._conn_from_settings = aws_conn_id is None
         # waiter_delay / waiter_max_attempts left None are derived in prepare() from the
         # settings and the task's execution_timeout (settings.waiter_limits)
@@ -210,8 +222,24 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
     # -- running and checking ---------------------------------------------------------------
     # Only the provider's public API: execute / execute_complete return the container's last
     # log line (the engine's summary line); a failure is read back from describe_tasks.
+    def resolved_runner(self, context) -> str:
+        """The runner argument, else the run plan's, else the settings' ``runner``."""
+        plan = self.run_plan if isinstance(self.run_plan, dict) else {}
+        runner = self.runner or plan.get("runner") or self._resolve(context)[0].runner
+        if runner != "ecs" and runner not in RUNNERS:
+            raise EngineConfigError(f"runner {runner!r} is not one of ecs, "
+                                    f"{', '.join(RUNNERS)}: fix the runner param or the "
+                                    "settings' 'runner'.")
+        return runner
+
     def execute(self, context):
+        runner = self.resolved_runner(context)
+        if runner != "ecs":
+            self._other_runner = RUNNERS[runner](self, self.engine_command)
+            return self._other_runner.execute(context)
         settings, month, key = self._run_state = self.prepare(context)
+        if self.writes_archive:
+            self.note_replaced(context, settings, key)
         self.check_task_definition()
         self.log.info("%s %s for %s, s3://%s/%s (waiting at most %s, polling every %d s%s)",
                       self.doing, self.github_owner, month, settings.bucket, key,
@@ -226,6 +254,12 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
         with self._engine_failures():
             last_line = super().execute_complete(context, event)
         return self._result(settings, month, key, self.read_summary(last_line))
+
+    def on_kill(self) -> None:
+        if self._other_runner is not None:
+            self._other_runner.stop()
+        else:
+            super().on_kill()
 
     @contextmanager
     def _engine_failures(self):
@@ -320,13 +354,18 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
 
 
 class GithubVerifyOperator(VerifyContract, GithubBackupOperator):
-    """Run ``ghvault verify s3://BUCKET/KEY`` on the month's archive as an ECS task of the
-    same task definition (the optional verification step of the ecs runner). Same arguments
-    as :class:`GithubBackupOperator` plus ``verify_with``; the container's token secret is
-    not used."""
+    """Run ``ghvault verify s3://BUCKET/KEY`` on the month's archive with the runner that
+    ``verify_with`` names (on ecs: a task of the same task definition), or skip when it is
+    empty (verification off). Same arguments as :class:`GithubBackupOperator` plus
+    ``verify_with``; the container's token secret is not used."""
 
     template_fields: Sequence[str] = (*GithubBackupOperator.template_fields, "verify_with")
-    runner_kind = "ecs"
+    runner_kind = None
+
+    def resolved_runner(self, context) -> str:
+        if not self.runner and self.verify_with:
+            self.runner = self.verify_with
+        return super().resolved_runner(context)
 
 
 def backup_operator_class(runner: str, *, verify: bool = False) -> type[BaseOperator]:

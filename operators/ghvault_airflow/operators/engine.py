@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from botocore.exceptions import ClientError
 from ghvault.contract import (
     Exit,
     archive_key,
@@ -179,15 +180,18 @@ class BackupContract(BaseOperator):
     :param kinds: kinds of content to back up (list or comma-separated); default all.
     :param repos: regex (or list of regexes) of repository names to back up.
     :param exclude_repos: regex (or list of regexes) of repository names to leave out.
+    :param run_plan: the DAG's resolved plan (``plan.RunPlan.as_dict()``, templated): its
+        settings, month, kinds and repository patterns stand in for the arguments not given.
     """
 
     backup_fields: Sequence[str] = ("github_owner", "settings", "month", "kinds", "repos",
-                                    "exclude_repos")
+                                    "exclude_repos", "run_plan")
 
     def __init__(self, *, github_owner: str, settings: dict | str | None = None,
                  month: str | None = None, kinds: list[str] | str | None = None,
                  repos: list[str] | str | None = None,
-                 exclude_repos: list[str] | str | None = None, **kwargs: Any) -> None:
+                 exclude_repos: list[str] | str | None = None,
+                 run_plan: dict | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.github_owner = github_owner
         self.settings = settings
@@ -195,9 +199,22 @@ class BackupContract(BaseOperator):
         self.kinds = kinds
         self.repos = repos
         self.exclude_repos = exclude_repos
+        self.run_plan = run_plan
+
+    def _from_plan(self) -> None:
+        """Fill the arguments not given from the run plan (once rendered)."""
+        plan = self.run_plan if isinstance(self.run_plan, dict) else None
+        if not plan:
+            return
+        for name, plan_key in (("settings", "settings"), ("month", "month"),
+                               ("kinds", "kinds"), ("repos", "repos"),
+                               ("exclude_repos", "exclude_repos")):
+            if getattr(self, name) in (None, "", "None", []) and plan.get(plan_key):
+                setattr(self, name, plan[plan_key])
 
     def _resolve(self, context) -> tuple[DeploymentSettings, str, str]:
         """(settings, month, key) for this run; EngineConfigError when any is unusable."""
+        self._from_plan()
         value = self.settings
         if value is None:
             from airflow.sdk import Variable
@@ -217,8 +234,37 @@ class BackupContract(BaseOperator):
         return {"owner": self.github_owner, "month": month, "bucket": settings.bucket,
                 "key": key, "manifest_key": sidecar_key(key), "summary": summary}
 
+    def note_replaced(self, context, settings: DeploymentSettings, key: str) -> None:
+        """Before a backup writes `key`: push what it replaces (XCom ``replaces``) so the
+        run's summary can say where the previous archive is kept (bucket versioning)."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        client = S3Hook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).get_conn()
+        try:
+            head = client.head_object(Bucket=settings.bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                self.log.warning("Cannot read s3://%s/%s before replacing it: %s",
+                                 settings.bucket, key, err)
+            return
+        try:  # an object written before versioning was enabled has version id "null"
+            kept = client.get_bucket_versioning(Bucket=settings.bucket).get("Status") == "Enabled"
+        except ClientError as err:
+            self.log.warning("Cannot read the versioning of bucket %s: %s", settings.bucket, err)
+            kept = None
+        replaced = {"owner": self.github_owner, "key": key, "kept": kept,
+                    "version_id": head.get("VersionId") or "",
+                    "last_modified": str(head.get("LastModified") or "")}
+        self.log.info("This backup replaces s3://%s/%s of %s: %s", settings.bucket, key,
+                      replaced["last_modified"],
+                      {True: f"version {replaced['version_id']} stays in the bucket",
+                       False: "the bucket has no versioning, so it is lost",
+                       None: "unknown whether the bucket keeps it"}[kept])
+        context["ti"].xcom_push("replaces", replaced)
+
     # What the runners run and how they read a failure; the verification step overrides these.
     doing = "Backing up"
+    writes_archive = True  # the backup replaces the month's archive; verification reads it
     needs_token = True  # the local runner reads the GitHub token from SSM only when True
     reports_on_stdout = False  # where the engine's lines explaining a failure go
 
@@ -269,16 +315,17 @@ class VerifyContract(BackupContract):
     archive, run by the same runner as the backup (on ECS it costs the Airflow workers no
     memory). Needs no GitHub token. Returns the backup's XCom shape plus ``verified``.
 
-    :param verify_with: the runner that verifies this run's archives (templated): the task
-        runs only when it names this operator's runner, and skips itself otherwise ("" or
-        None: verification off). A branch cannot skip it: it lies downstream of the backup
-        task the branch follows.
+    :param verify_with: the runner that verifies this run's archives (templated; the DAG
+        renders the run plan's): "" or None means verification is off and the task skips
+        itself; an operator bound to one runner (``runner_kind``) also skips when another
+        runner is named.
     """
 
     doing = "Verifying the archive of"
+    writes_archive = False
     needs_token = False
     reports_on_stdout = True  # one line per problem, then the summary
-    runner_kind: str  # "ecs" or "local"
+    runner_kind: str | None  # "ecs" or "local"; None: whichever runner verify_with names
     ui_color = "#e1d5e7"
 
     def __init__(self, *, verify_with: str | None = None, **kwargs: Any) -> None:
@@ -286,10 +333,11 @@ class VerifyContract(BackupContract):
         self.verify_with = verify_with
 
     def execute(self, context):
-        if (self.verify_with or "") != self.runner_kind:
+        if not self.verify_with or self.runner_kind not in (None, self.verify_with):
             why = (f"the {self.verify_with} runner verifies this run" if self.verify_with
                    else "verification is off (the 'verify' setting or param)")
-            raise AirflowSkipException(f"Not verifying with the {self.runner_kind} runner: {why}.")
+            which = f" with the {self.runner_kind} runner" if self.runner_kind else ""
+            raise AirflowSkipException(f"Not verifying{which}: {why}.")
         return super().execute(context)
 
     def engine_argv(self, settings: DeploymentSettings, month: str, key: str) -> list[str]:

@@ -38,45 +38,45 @@ _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARN
            "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
 
 
-class LocalBackupOperator(BackupContract):
-    """Back up one GitHub owner for one month by running ``ghvault run`` on the worker.
+class LocalRunner:
+    """Runs the engine of one backup (or verification) operator as a subprocess of the worker.
 
-    Same arguments (:class:`~.engine.BackupContract`'s), XCom and exceptions as
-    :class:`GithubBackupOperator`. The token is read from the SSM parameter named by the
-    settings at run time and handed to the child process in its environment only. AWS
-    credentials, region and endpoint come from the settings' Airflow connection when it
-    defines them, else from the worker's environment.
-
-    :param engine_command: how to start the engine (default: the ``ghvault`` executable
-        installed beside this Python, or on PATH).
+    The runner of :class:`LocalBackupOperator`, and of :class:`~.backup.GithubBackupOperator`
+    when the run's runner is ``local``: the operator says what to run (``engine_argv``,
+    ``needs_token``, ``engine_failure``, ``_result``), this class how. The token is read
+    from the SSM parameter named by the settings at run time and handed to the child
+    process in its environment only. AWS credentials, region and endpoint come from the
+    settings' Airflow connection when it defines them, else from the worker's environment.
     """
 
-    template_fields: Sequence[str] = BackupContract.backup_fields
-    template_fields_renderers = {"settings": "json"}
-    ui_color = "#dae8fc"
+    name = "local"
 
-    def __init__(self, *, engine_command: list[str] | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, operator: BackupContract, engine_command: list[str] | None = None) -> None:
+        self.op = operator
+        self.log = operator.log
         self.engine_command = engine_command
         self._process: subprocess.Popen | None = None
 
     def execute(self, context):
-        settings, month, key = self._resolve(context)
+        op = self.op
+        settings, month, key = op._resolve(context)
+        if op.writes_archive:
+            op.note_replaced(context, settings, key)
         env = {**os.environ, **self.aws_environment(settings), **settings.engine_env}
         token = None
-        if self.needs_token:
+        if op.needs_token:
             env["GITHUB_TOKEN"] = token = self.read_token(settings)
-        argv = self._command() + self.engine_argv(settings, month, key)
-        self.log.info("%s %s for %s, s3://%s/%s: %s", self.doing, self.github_owner, month,
+        argv = self._command() + op.engine_argv(settings, month, key)
+        self.log.info("%s %s for %s, s3://%s/%s: %s", op.doing, op.github_owner, month,
                       settings.bucket, key, " ".join(argv))
         code, stdout, stderr = self._run(argv, env, token)
         if code != 0:
-            raise self.engine_failure(code, settings=settings, month=month, key=key,
-                                      token_source=settings.token_parameter,
-                                      where="the worker's AWS credentials",
-                                      log_lines=(stdout if self.reports_on_stdout
-                                                 else stderr)[-20:])
-        return self._result(settings, month, key, parse_summary(stdout))
+            raise op.engine_failure(code, settings=settings, month=month, key=key,
+                                    token_source=settings.token_parameter,
+                                    where="the worker's AWS credentials",
+                                    log_lines=(stdout if op.reports_on_stdout
+                                               else stderr)[-20:])
+        return op._result(settings, month, key, parse_summary(stdout))
 
     def read_token(self, settings: DeploymentSettings) -> str:
         hook = SsmHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
@@ -176,8 +176,43 @@ class LocalBackupOperator(BackupContract):
                 process.kill()
                 process.wait()
 
-    def on_kill(self) -> None:
+    def stop(self) -> None:
         self._stop()
+
+
+class LocalBackupOperator(BackupContract):
+    """Back up one GitHub owner for one month by running ``ghvault run`` on the worker
+    (:class:`LocalRunner`).
+
+    Same arguments (:class:`~.engine.BackupContract`'s), XCom and exceptions as
+    :class:`GithubBackupOperator`, which runs this same code when the run's runner is
+    ``local``.
+
+    :param engine_command: how to start the engine (default: the ``ghvault`` executable
+        installed beside this Python, or on PATH).
+    """
+
+    template_fields: Sequence[str] = BackupContract.backup_fields
+    template_fields_renderers = {"settings": "json"}
+    ui_color = "#dae8fc"
+
+    def __init__(self, *, engine_command: list[str] | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.engine_command = engine_command
+        self._runner: LocalRunner | None = None
+
+    def execute(self, context):
+        self._runner = LocalRunner(self, self.engine_command)
+        return self._runner.execute(context)
+
+    def read_token(self, settings: DeploymentSettings) -> str:
+        return LocalRunner(self).read_token(settings)
+
+    aws_environment = staticmethod(LocalRunner.aws_environment)
+
+    def on_kill(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
 
 
 @contextmanager
