@@ -176,7 +176,7 @@ def test_run_plan_refuses_what_no_task_could_run(changes, words):
 
 @pytest.mark.parametrize("value, words", [
     ("{oops", "not a mapping"),
-    ({"month": "2026-10"}, "no 'settings'"),
+    ({"month": "2026-10"}, "has no 'owners', 'run_type', 'runner', 'settings', 'taken_at'"),
     ({"month": "2026-10", "runner": "ecs", "owners": ["a"], "run_type": "manual",
       "taken_at": "2026-12-01"}, "no 'settings'"),
     ({**plan().as_dict(), "settings": {"bucket": "s3://x"}}, "give the bucket name only"),
