@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.github_sim.generate import cache_root
-from tests.github_sim.server import Simulator, make_server
+from tests.github_sim.server import Simulator, make_git_server, make_server
 from tests.github_sim.tls import ensure_certs, server_context
 
 TOKEN = "ghp_testTOKENc0ffee0123456789abcdef012345"
@@ -24,6 +24,7 @@ class RunningSim:
     root: str
     ca: Path
     token: str
+    git_root: str | None = None  # the git origin of a split-git-host simulator
 
     @property
     def api(self) -> str:
@@ -53,18 +54,22 @@ class RunningSim:
                 "GIT_SSL_CAINFO": str(self.ca)}
 
 
-def start_sim(size: str = "tiny", seed: int = 7, **kwargs) -> tuple[RunningSim, callable]:
+def start_sim(size: str = "tiny", seed: int = 7, split_git_host: bool = False,
+              **kwargs) -> tuple[RunningSim, callable]:
     sim = Simulator(size, seed, tokens=[TOKEN], **kwargs)
     ca, cert, key = ensure_certs(cache_root() / "tls")
     server = make_server(sim, 0, tls=server_context(cert, key))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              daemon=True)
-    thread.start()
-    running = RunningSim(sim, f"https://127.0.0.1:{server.server_address[1]}", ca, TOKEN)
+    servers = [server] + ([make_git_server(sim, server)] if split_git_host else [])
+    for s in servers:
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1},
+                         daemon=True).start()
+    running = RunningSim(sim, f"https://127.0.0.1:{server.server_address[1]}", ca, TOKEN,
+                         git_root=sim.git_root)
 
     def stop() -> None:
-        server.shutdown()
-        server.server_close()
+        for s in servers:
+            s.shutdown()
+            s.server_close()
         sim.close()
 
     return running, stop

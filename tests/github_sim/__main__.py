@@ -3,7 +3,8 @@
     python -m tests.github_sim --size tiny --seed 7 --port 0 --tls --ready-file ready.json
 
 Once it serves, it writes the ready file (JSON): api_url, git_url, graphql_url, root_url,
-owners, token, ca_cert (with --tls), counts, data_dir.
+owners, token, ca_cert (with --tls), counts, data_dir; with --app-token-ttl also
+app = {id, slug, client_id, private_key (PEM path), token_ttl, installations {user, org}}.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="cap git and LFS transfer bandwidth per connection (0: none)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="runtime copy of the repositories (default: a temporary directory)")
+    p.add_argument("--app-token-ttl", type=int, default=None, metavar="SECONDS",
+                   help="a GitHub App installed on both owners; its installation tokens "
+                        "live this long (GitHub: 3600; default: no app)")
+    p.add_argument("--split-git-host", action="store_true",
+                   help="serve git and LFS on a second origin (another port), not the API's")
     p.add_argument("--ready-file", type=Path, required=True)
     return p.parse_args(argv)
 
@@ -50,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     except FaultSpecError as e:
         print(f"error: --faults: {e}", file=sys.stderr)
         return 2
-    from .server import Simulator, make_server
+    from .server import Simulator, make_git_server, make_server
     from .tls import ensure_certs, server_context
 
     sim = Simulator(args.size, args.seed, tokens=args.token or None, rate_limit=args.rate_limit,
                     faults=faults, workdir=args.workdir, git_kbps=args.git_kbps,
-                    rate_window=args.rate_window)
+                    rate_window=args.rate_window, app_token_ttl=args.app_token_ttl)
     tls = None
     ca = None
     if args.tls:
@@ -66,10 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     server = make_server(sim, args.port, args.host, tls)
     port = server.server_address[1]
     root = f"{'https' if tls else 'http'}://{args.host}:{port}"
+    git_server = make_git_server(sim, server, args.host) if args.split_git_host else None
+    if git_server is not None:
+        threading.Thread(target=git_server.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
     ready = {
         "api_url": f"{root}/api/v3",
         "root_url": root,
-        "git_url": root,
+        "git_url": sim.git_root or root,
         "graphql_url": f"{root}/api/graphql",
         "owners": sim.world.owners,
         "token": sim.tokens[0],
@@ -81,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         "data_dir": str(sim.workdir),
         "pid": os.getpid(),
     }
+    if sim.app is not None:
+        ready["app"] = sim.app.ready()
 
     def stop(*_: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        for s in (server, git_server):
+            if s is not None:
+                threading.Thread(target=s.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -95,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if git_server is not None:
+            git_server.server_close()
         sim.close()
     return 0
 

@@ -93,6 +93,8 @@ class Stats:
         self.git_bytes = 0
         self.lfs_requests = 0
         self.downloads = 0
+        self.installation_tokens_issued = 0  # POST /app/installations/{id}/access_tokens
+        self.expired_tokens_refused = 0  # requests (API, git, LFS) with an expired one
         self.started = time.time()
 
     def begin(self, token_key: str) -> tuple[int, int]:
@@ -142,5 +144,7 @@ class Stats:
                 "git_bytes": self.git_bytes,
                 "lfs_requests": self.lfs_requests,
                 "downloads": self.downloads,
+                "installation_tokens_issued": self.installation_tokens_issued,
+                "expired_tokens_refused": self.expired_tokens_refused,
                 "seconds": round(time.time() - self.started, 3),
             }

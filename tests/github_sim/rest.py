@@ -111,7 +111,7 @@ def org_members(ctx: Ctx, org: str) -> Paged:
     acct = _account(ctx, org)
     if acct.type != "Organization":
         raise not_found()
-    if ctx.viewer not in acct.members:
+    if not ctx.member_of(acct):
         # Outsiders see public members only; the simulator makes the first half public.
         return _user_list(ctx, acct.members[: len(acct.members) // 2])
     return _user_list(ctx, acct.members)
@@ -119,7 +119,7 @@ def org_members(ctx: Ctx, org: str) -> Paged:
 
 def _team(ctx: Ctx, org: str, slug: str):
     acct = _account(ctx, org)
-    if ctx.viewer not in acct.members:
+    if not ctx.member_of(acct):
         raise not_found()
     for team in acct.teams:
         if team.slug == slug:
@@ -130,7 +130,7 @@ def _team(ctx: Ctx, org: str, slug: str):
 @route("GET", "/orgs/{org}/teams")
 def org_teams(ctx: Ctx, org: str) -> Paged:
     acct = _account(ctx, org)
-    if ctx.viewer is None or ctx.viewer not in acct.members:
+    if not ctx.member_of(acct):
         raise ApiError(403, "Must have admin rights to Repository.",
                        "https://docs.github.com/rest/teams/teams#list-teams")
     return Paged(acct.teams, lambda t: s.render_team(ctx.world, ctx.urls, acct.login, t))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from .model import Repo, World
+from .model import Account, Repo, World
 from .urls import Urls
 
 DOCS = "https://docs.github.com/rest"
@@ -39,6 +39,9 @@ class Ctx:
     headers: Any  # the request's email.message.Message
     sim: Any = None  # the Simulator (signing downloads, rate-limit pools)
     rate_key: str = ""  # whose rate-limit pool this request draws from
+    grant: Any = None  # an installation token's app.Grant (viewer is then the app's bot)
+    app_jwt: bool = False  # authenticated as the GitHub App itself (a JWT)
+    body: bytes = b""  # the request body (POST routes)
 
     def arg(self, name: str, default: str | None = None, choices: tuple[str, ...] = ()
             ) -> str | None:
@@ -51,6 +54,8 @@ class Ctx:
     def can_see(self, repo: Repo) -> bool:
         if not repo.private:
             return True
+        if self.grant is not None:
+            return self.grant.covers(repo)
         if self.viewer is None:
             return False
         if repo.owner.lower() == self.viewer.lower():
@@ -60,7 +65,7 @@ class Ctx:
                     and self.viewer in owner.members)
 
     def is_admin(self, repo: Repo) -> bool:
-        if self.viewer is None:
+        if self.viewer is None or self.grant is not None:  # the app asks for read access only
             return False
         if repo.owner.lower() == self.viewer.lower():
             return True
@@ -77,7 +82,19 @@ class Ctx:
             raise ApiError(404, "Not Found", "https://docs.github.com/rest/repos/repos#get-a-repository")
         return repo
 
+    def member_of(self, org: Account) -> bool:
+        """Sees the organisation's private members and teams (a member, or an installation
+        on it with the members permission)."""
+        if self.grant is not None:
+            return (self.grant.installation.account.lower() == org.login.lower()
+                    and self.grant.allows("members=read"))
+        return self.viewer is not None and self.viewer in org.members
+
     def need_auth(self) -> str:
+        """The authenticated user's login; installation tokens act for no user (403)."""
+        if self.grant is not None:
+            raise ApiError(403, "Resource not accessible by integration",
+                           "https://docs.github.com/rest/users/users#get-the-authenticated-user")
         if self.viewer is None:
             raise ApiError(401, "Requires authentication",
                            "https://docs.github.com/rest/users/users#get-the-authenticated-user")

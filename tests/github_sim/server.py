@@ -27,8 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from . import generate, gitserve, rest  # noqa: F401  (rest registers the routes)
+from . import generate, gitserve, rest, rest_app  # noqa: F401  (they register the routes)
 from .accounting import RateLimits, Stats
+from .app import NOT_ACCESSIBLE, App, Identity, check_credential_kind, identify
 from .faults import Faults
 from .graphql_api import GraphQLEndpoint
 from .model import Repo, World
@@ -45,7 +46,8 @@ API_VERSION = "2022-11-28"
 class Simulator:
     def __init__(self, size: str = "tiny", seed: int = 7, tokens: list[str] | None = None,
                  rate_limit: int = 5000, faults: Faults | None = None,
-                 workdir: Path | None = None, git_kbps: int = 0, rate_window: int = 3600):
+                 workdir: Path | None = None, git_kbps: int = 0, rate_window: int = 3600,
+                 app_token_ttl: int | None = None):
         world, cache_dir = generate.load(size, seed)
         self.world: World = world
         self.size, self.seed = size, seed
@@ -65,6 +67,10 @@ class Simulator:
                 # replaced by rename, so the cache stays untouched by pushes and mutations.
                 subprocess.run(["cp", "-al", str(src), str(dst)], check=True)
         self.graphql = GraphQLEndpoint(lambda: self.world, SCHEMA)
+        # --app-token-ttl: a GitHub App installed on both owners (app.py)
+        self.app = App(world, app_token_ttl, self.workdir) if app_token_ttl else None
+        # --split-git-host: git and LFS live on this other origin (and only there)
+        self.git_root: str | None = None
 
     # who is asking --------------------------------------------------------------------
 
@@ -72,10 +78,11 @@ class Simulator:
     def owner_login(self) -> str:
         return self.world.owners["user"]
 
-    def viewer_for(self, token: str | None) -> str | None:
-        if token is not None and any(hmac.compare_digest(token, t) for t in self.tokens):
-            return self.owner_login
-        return None
+    def identify(self, token: str | None) -> Identity:
+        who = identify(token, self.tokens, self.owner_login, self.app)
+        if who.expired:
+            self.stats.add("expired_tokens_refused")
+        return who
 
     # paths on disk ----------------------------------------------------------------------
 
@@ -213,14 +220,18 @@ class Handler(BaseHTTPRequestHandler):
         self.cut_body = False
         parts = urlsplit(self.path)
         path = parts.path
-        if path.startswith("/_sim/"):
+        role = getattr(self.server, "role", "both")  # "api", "git" (split) or "both"
+        if path.startswith("/_sim/") and (role != "git" or path.startswith("/_sim/lfs/")):
             return self.sim_control(path, dict(parse_qsl(parts.query)))
-        m = GIST_PATH.match(path)
+        m = GIST_PATH.match(path) if role != "api" else None
         if m:
             return self.git_gist(m)
-        m = GIT_PATH.match(path)
+        m = GIT_PATH.match(path) if role != "api" else None
         if m and not path.startswith("/api/"):
             return self.git_repo(m)
+        if role == "git":  # a git host serves no API (as github.com does not)
+            self.body()
+            return self.plain(404, "Not Found\n")
         prefix = ""
         if path == "/api/v3" or path.startswith("/api/v3/"):
             prefix, path = "/api/v3", path[len("/api/v3"):] or "/"
@@ -234,8 +245,9 @@ class Handler(BaseHTTPRequestHandler):
     def api(self, path: str, prefix: str, query: dict[str, str], graphql: bool = False) -> None:
         sim = self.sim
         token, sent_auth = token_from(self.headers)
-        viewer = sim.viewer_for(token)
-        key = token if viewer else f"anon:{self.client_address[0]}"
+        who = sim.identify(token if sent_auth else None)
+        key = who.rate_key or f"anon:{self.client_address[0]}"
+        anon = who.rate_key is None
         self.body()
         number, in_flight = sim.stats.begin(key)
         status, nbytes, endpoint = 500, 0, "unknown"
@@ -258,16 +270,16 @@ class Handler(BaseHTTPRequestHandler):
                 sim.stats.fault("cut")
                 self.cut_body = True
             root = self.base_root()
-            urls = Urls(root=root, api=root + prefix)
+            urls = Urls(root=root, api=root + prefix, web=sim.git_root)
             common = {"X-GitHub-Request-Id": uuid.uuid4().hex[:20].upper(),
                       "X-GitHub-Api-Version-Selected": API_VERSION,
                       "X-GitHub-Media-Type": "github.v3; format=json",
                       "Vary": "Accept, Authorization, Cookie, X-GitHub-OTP",
                       "Access-Control-Allow-Origin": "*"}
-            if sent_auth and viewer is None:
+            if who.error:
                 status = 401
                 nbytes = self.send(401, json.dumps({
-                    "message": "Bad credentials", "documentation_url": "https://docs.github.com/rest",
+                    "message": who.error, "documentation_url": "https://docs.github.com/rest",
                     "status": "401"}).encode(), common)
                 return
             resource = "graphql" if graphql else "core"
@@ -280,7 +292,7 @@ class Handler(BaseHTTPRequestHandler):
                 nbytes = self.send(status, payload, common,
                                    "application/json" if body else "text/html")
                 return
-            pool = sim.rate.peek(key, resource, viewer is None)
+            pool = sim.rate.peek(key, resource, anon)
             rl = self.rate_headers(pool, resource)
             if fault == "secondary":
                 sim.stats.fault("secondary")
@@ -299,9 +311,9 @@ class Handler(BaseHTTPRequestHandler):
                     {**common, **rl, "retry-after": str(sim.faults.retry_after)})
                 return
             if graphql:
-                status, nbytes = self.answer_graphql(key, viewer, common)
+                status, nbytes = self.answer_graphql(key, who, common)
                 return
-            status, nbytes = self.answer_rest(route, params, key, viewer, urls, query, common)
+            status, nbytes = self.answer_rest(route, params, key, who, urls, query, common)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             status = 0
             self.close_connection = True
@@ -315,10 +327,13 @@ class Handler(BaseHTTPRequestHandler):
                 "x-ratelimit-reset": str(pool.reset), "x-ratelimit-used": str(pool.used),
                 "x-ratelimit-resource": resource}
 
-    def rate_limited(self, pool, resource: str, common: dict, viewer: str | None) -> int:
+    def rate_limited(self, pool, resource: str, common: dict, viewer: str | None,
+                     key: str = "") -> int:
         self.sim.stats.add("rate_limited")
-        who = f"user ID {self.sim.world.accounts[viewer].id}" if viewer else \
-            self.client_address[0]
+        acct = self.sim.world.account(viewer) if viewer else None
+        who = f"user ID {acct.id}" if acct else (
+            f"installation ID {key.split(':', 1)[1]}" if key.startswith("installation:")
+            else self.client_address[0])
         return self.send(403, json.dumps({
             "message": f"API rate limit exceeded for {who}. If you reach out to GitHub Support "
                        "for help, please include the request ID "
@@ -328,8 +343,10 @@ class Handler(BaseHTTPRequestHandler):
                                  "rest-api", "status": "403"}).encode(),
             {**common, **self.rate_headers(pool, resource)})
 
-    def answer_rest(self, route, params, key, viewer, urls, query, common) -> tuple[int, int]:
+    def answer_rest(self, route, params, key, who: Identity, urls, query, common
+                    ) -> tuple[int, int]:
         sim = self.sim
+        viewer, anon = who.viewer, who.rate_key is None
         if params is None:
             err = ApiError(404, "Not Found")
             return 404, self.send(404, json.dumps(err.body).encode(), common)
@@ -338,9 +355,10 @@ class Handler(BaseHTTPRequestHandler):
             return 404, self.send(404, json.dumps(err.body).encode(), common)
         free = route.template == "/rate_limit"
         ctx = Ctx(world=sim.world, urls=urls, viewer=viewer, query=query, headers=self.headers,
-                  sim=sim, rate_key=key)
+                  sim=sim, rate_key=key, grant=who.grant, app_jwt=who.app_jwt, body=self.body())
         extra: dict[str, str] = {}
         try:
+            check_credential_kind(route.template, who, extra)
             result = route.handler(ctx, **params)
             if isinstance(result, Paged):
                 items, link = cut_page(result, urls.api + self.path_only(), query)
@@ -364,18 +382,18 @@ class Handler(BaseHTTPRequestHandler):
             if reply.last_modified:
                 headers["Last-Modified"] = http_date(reply.last_modified)
             if self.not_modified(etag, reply.last_modified):
-                pool = sim.rate.peek(key, "core", viewer is None)
+                pool = sim.rate.peek(key, "core", anon)
                 return 304, self.send(304, b"", {**headers, **extra,
                                                  **self.rate_headers(pool, "core")})
         if free:
-            pool = sim.rate.peek(key, "core", viewer is None)
+            pool = sim.rate.peek(key, "core", anon)
         else:
-            ok, pool = sim.rate.try_charge(key, "core", viewer is None)
+            ok, pool = sim.rate.try_charge(key, "core", anon)
             if not ok:
-                return 403, self.rate_limited(pool, "core", common, viewer)
+                return 403, self.rate_limited(pool, "core", common, viewer, key)
             sim.stats.add("charged")
         headers.update(self.rate_headers(pool, "core"))
-        if viewer:
+        if viewer and who.grant is None:
             headers["X-OAuth-Scopes"] = "gist, read:org, read:user, repo"
             headers["X-Accepted-OAuth-Scopes"] = "repo"
         headers.update(extra)
@@ -403,9 +421,14 @@ class Handler(BaseHTTPRequestHandler):
             return changed <= since
         return False
 
-    def answer_graphql(self, key: str, viewer: str | None, common: dict) -> tuple[int, int]:
+    def answer_graphql(self, key: str, who: Identity, common: dict) -> tuple[int, int]:
         sim = self.sim
         body = self.body()
+        viewer = who.viewer
+        if who.app_jwt:
+            return 403, self.send(403, json.dumps({
+                "message": NOT_ACCESSIBLE, "documentation_url": "https://docs.github.com/graphql",
+                "status": "403"}).encode(), common)
         if viewer is None:
             return 401, self.send(401, json.dumps({
                 "message": "This endpoint requires you to be authenticated.",
@@ -413,10 +436,10 @@ class Handler(BaseHTTPRequestHandler):
                                      "graphql#authenticating-with-graphql"}).encode(), common)
         pool = sim.rate.peek(key, "graphql", False)
         if pool.remaining == 0:
-            return 403, self.rate_limited(pool, "graphql", common, viewer)
+            return 403, self.rate_limited(pool, "graphql", common, viewer, key)
         sim.stats.add("graphql_requests")
         ctx = Ctx(world=sim.world, urls=Urls(self.base_root(), self.base_root() + "/api/v3"),
-                  viewer=viewer, query={}, headers=self.headers)
+                  viewer=viewer, query={}, headers=self.headers, grant=who.grant)
         charged = {"called": False, "ok": False}
 
         def rate_info(cost: int) -> dict:
@@ -426,7 +449,7 @@ class Handler(BaseHTTPRequestHandler):
                     "reset": p.reset, "exceeded": not ok}
 
         status, answer, cost = sim.graphql.execute(body, viewer, ctx.can_see, rate_info,
-                                                   html_root=self.base_root())
+                                                   html_root=sim.git_root or self.base_root())
         if not charged["called"] and cost:  # refused before execution: still costs a point
             ok, _ = sim.rate.try_charge(key, "graphql", False, cost)
             charged["ok"] = ok
@@ -446,14 +469,16 @@ class Handler(BaseHTTPRequestHandler):
         if self.git_outage():
             return
         token = gitserve.parse_git_auth(self.headers)
-        viewer = sim.viewer_for(token)
+        who = sim.identify(token)
+        viewer = who.viewer
         if token is not None and viewer is None:
             sim.stats.add("git_requests")
             return gitserve.send_git_auth_challenge(
                 self, "Invalid username or token. Password authentication is not supported "
                       "for Git operations.")
         repo = sim.world.repos.get(f"{owner}/{name}")
-        ctx = Ctx(sim.world, Urls(self.base_root(), self.base_root()), viewer, {}, self.headers)
+        ctx = Ctx(sim.world, Urls(self.base_root(), self.base_root()), viewer, {}, self.headers,
+                  grant=who.grant)
         visible = repo is not None and ctx.can_see(repo)
         if not visible:
             sim.stats.add("git_requests")
@@ -487,7 +512,7 @@ class Handler(BaseHTTPRequestHandler):
         sim.stats.add("git_requests")
         if gist is None:
             return self.plain(404, "Repository not found.\n")
-        viewer = sim.viewer_for(gitserve.parse_git_auth(self.headers))
+        viewer = sim.identify(gitserve.parse_git_auth(self.headers)).viewer
         gitserve.serve_git(self, sim.gist_dir(gist.id), m["rest"] or "/",
                            viewer is not None and viewer == gist.owner)
         sim.stats.add("git_bytes", getattr(self, "gitserve_bytes_sent", 0))
@@ -541,6 +566,7 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
     tls: ssl.SSLContext | None = None
+    role = "both"  # with --split-git-host: "api" for the API origin, "git" for git and LFS
 
     def finish_request(self, request, client_address) -> None:
         # The TLS handshake happens here, in the connection's own thread, so one slow
@@ -554,8 +580,18 @@ class Server(ThreadingHTTPServer):
 
 
 def make_server(sim: Simulator, port: int = 0, host: str = "127.0.0.1",
-                tls: ssl.SSLContext | None = None) -> Server:
+                tls: ssl.SSLContext | None = None, role: str = "both") -> Server:
     handler = type("SimHandler", (Handler,), {"sim": sim})
     server = Server((host, port), handler)
     server.tls = tls
+    server.role = role
     return server
+
+
+def make_git_server(sim: Simulator, api: Server, host: str = "127.0.0.1") -> Server:
+    """--split-git-host: a second origin (another port, the same TLS) for git and LFS; the
+    API server `api` stops serving git, and the API's URLs point at the new origin."""
+    git = make_server(sim, 0, host, api.tls, role="git")
+    api.role = "api"
+    sim.git_root = f"{'https' if api.tls else 'http'}://{host}:{git.server_address[1]}"
+    return git

@@ -46,7 +46,7 @@ def render_license(u: Urls, spdx: str | None) -> JSON | None:
 
 
 def _host(u: Urls) -> str:
-    return u.root.split("://", 1)[1].split("/")[0].split(":")[0]
+    return u.site.split("://", 1)[1].split("/")[0].split(":")[0]
 
 
 def open_issue_count(r: Repo) -> int:

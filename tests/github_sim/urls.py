@@ -12,8 +12,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Urls:
-    root: str  # "https://127.0.0.1:PORT" (no trailing slash): html pages and git
+    root: str  # "https://127.0.0.1:PORT" (no trailing slash): the API server's root
     api: str  # "https://127.0.0.1:PORT/api/v3" or the root itself
+    # html pages and git when they live on another origin (--split-git-host, like GHE.com's
+    # SUBDOMAIN.ghe.com next to api.SUBDOMAIN.ghe.com); None: the API server's root
+    web: str | None = None
+
+    @property
+    def site(self) -> str:
+        return self.web or self.root
 
     @property
     def graphql(self) -> str:
@@ -24,16 +31,16 @@ class Urls:
         return f"{self.root}/api/uploads"
 
     def html(self, path: str = "") -> str:
-        return f"{self.root}/{path}" if path else self.root
+        return f"{self.site}/{path}" if path else self.site
 
     def git(self, full_name: str, wiki: bool = False) -> str:
-        return f"{self.root}/{full_name}{'.wiki' if wiki else ''}.git"
+        return f"{self.site}/{full_name}{'.wiki' if wiki else ''}.git"
 
     def gist_git(self, gist_id: str) -> str:
-        return f"{self.root}/gist/{gist_id}.git"
+        return f"{self.site}/gist/{gist_id}.git"
 
     def ssh(self, full_name: str) -> str:
-        host = self.root.split("://", 1)[1].split(":")[0]
+        host = self.site.split("://", 1)[1].split(":")[0]
         return f"git@{host}:{full_name}.git"
 
     def download(self, token: str) -> str:
