@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import os
@@ -18,7 +17,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import __version__
 from .contract import (
@@ -31,6 +29,8 @@ from .contract import (
     summary_line,
 )
 from .errors import EXIT_CODES, ConfigError, GhvaultError
+from .github.urls import check_api_url, check_git_url
+from .scrub import SCRUBBER
 
 log = logging.getLogger("ghvault")
 
@@ -43,39 +43,14 @@ credentials come from the environment only, never from arguments:
   GITHUB_TOKEN                     a personal access token (classic: repo, read:org,
                                    read:user, gist; fine-grained: read access to
                                    contents, issues, pull requests, metadata)
-  GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID
-                                   a GitHub App installation instead
+  GITHUB_APP_ID                    or a GitHub App: its numeric id,
+  GITHUB_APP_PRIVATE_KEY           its private key (PEM text, or the path of the .pem
+                                   file), and optionally
+  GITHUB_APP_INSTALLATION_ID       its installation on the owner (found from --owner when
+                                   unset); installation tokens are renewed before they
+                                   expire, for the API and for git
+the token goes to the API origin (--api-url) and the git origin (--git-url) only.
 the last line on stdout is a one-line JSON summary of the run."""
-
-
-class Scrubber(logging.Filter):
-    """Removes secrets (and their base64 forms, as used in Basic auth) from log records."""
-
-    def __init__(self, secrets: list[str]):
-        super().__init__()
-        forms = set()
-        for s in secrets:
-            if s and len(s) >= 8:
-                forms.add(s)
-                for prefix in ("x-access-token:", "", f"{s}:"):
-                    raw = (prefix + s if prefix != f"{s}:" else prefix + "x-oauth-basic")
-                    forms.add(base64.b64encode(raw.encode()).decode().rstrip("="))
-        self.pattern = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len,
-                                                                           reverse=True))
-                                  ) if forms else None
-
-    def scrub(self, text: str) -> str:
-        return self.pattern.sub("[REDACTED]", text) if self.pattern else text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.pattern:
-            record.msg = self.scrub(record.getMessage())
-            record.args = None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = self.scrub(logging.Formatter().formatException(
-                    record.exc_info))
-                record.exc_info = None
-        return True
 
 
 def checked(check: Callable[[str], str]) -> Callable[[str], str]:
@@ -86,25 +61,6 @@ def checked(check: Callable[[str], str]) -> Callable[[str], str]:
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
     return argument
-
-
-def check_api_url(url: str) -> str:
-    """`url` if it is an http(s) URL with a host and nothing a base URL cannot carry (user
-    name or password, query, fragment), else ValueError saying so."""
-    fix = "give the API's base URL, e.g. https://api.github.com or https://HOST/api/v3"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise ValueError(f"--api-url {url!r} is not a URL: {fix}.") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--api-url {url!r} is not an http(s)://host URL: {fix}.")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"--api-url {url!r} carries credentials: {fix} (the token comes "
-                         "from GITHUB_TOKEN only).")
-    if parts.query or parts.fragment or any(c.isspace() for c in url):
-        raise ValueError(f"--api-url {url!r} has a query, a fragment or spaces: {fix}.")
-    return url
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api-url", type=checked(check_api_url),
                      default=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
                      help="GitHub API base URL (Enterprise: https://HOST/api/v3)")
+    run.add_argument("--git-url", type=checked(check_git_url),
+                     help="the origin repositories are cloned from (default from --api-url: "
+                          "https://github.com for api.github.com, https://HOST for "
+                          "HOST/api/v3, SUB.ghe.com for api.SUB.ghe.com, else the API's "
+                          "origin)")
     run.add_argument("--include", help=f"comma-separated kinds to back up (default all): "
                      f"{','.join(KINDS)}")
     run.add_argument("--exclude", help="comma-separated kinds to leave out")
@@ -347,8 +308,10 @@ def check_state(state: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    secrets = [os.environ.get("GITHUB_TOKEN", ""), os.environ.get("GITHUB_APP_PRIVATE_KEY", "")]
-    scrubber = Scrubber(secrets)
+    SCRUBBER.add(os.environ.get("GITHUB_TOKEN", ""))
+    if os.environ.get("GITHUB_APP_PRIVATE_KEY", "").lstrip().startswith("-----BEGIN"):
+        SCRUBBER.add(os.environ["GITHUB_APP_PRIVATE_KEY"])  # a path: its text once read
+    scrubber = SCRUBBER  # the credentials add the JWTs and tokens they make
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
                                            "%Y-%m-%dT%H:%M:%SZ"))
@@ -430,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
                    exclude_repos=args.exclude_repos, forks=not args.no_forks,
                    archived=not args.no_archived, concurrency=args.concurrency,
                    git_concurrency=args.git_concurrency, state=args.state,
-                   workdir=args.workdir, retries=args.retries)
+                   workdir=args.workdir, retries=args.retries, git_url=args.git_url)
     summary = Backup(opts).run()
     print(summary_line(summary), flush=True)
     return 0

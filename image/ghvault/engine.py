@@ -31,11 +31,14 @@ from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata
 from .contract import SIDECAR_SUFFIX
-from .errors import AuthError, ConfigError, NotFound, OptionalDenied, OwnerNotFound
+from .errors import AuthError, ConfigError, NotFound
 from .git import Git, GitError, RepoNotFound, kill_children
+from .github.auth import InstallationAuth, make_auth
 from .github.cache import StateStore
-from .github.client import GitHubClient, make_auth
-from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry, repo_name_problem
+from .github.client import GitHubClient
+from .github.urls import default_git_url
+from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry
+from .listing import discover, list_repos
 from .stop import (
     STOP_GRACE,
     Halted,
@@ -95,6 +98,7 @@ class Options:
     workdir: str | None = None
     git_timeout: float = 3600.0
     retries: int = 8
+    git_url: str | None = None  # the git origin; default: derived from api_url
 
 
 @dataclass
@@ -103,14 +107,6 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-def git_base(api_url: str) -> str:
-    """github.com for api.github.com; the server root for GitHub Enterprise (`/api/v3`)."""
-    url = api_url.rstrip("/")
-    if re.match(r"^https://api\.github\.com$", url):
-        return "https://github.com"
-    return re.sub(r"/api/v3$", "", url)
 
 
 class Backup:
@@ -125,52 +121,11 @@ class Backup:
     # discovery ---------------------------------------------------------------------------
 
     def discover(self, client: GitHubClient) -> tuple[dict[str, Any], str | None]:
-        """The owner's profile and the token's own login (None for App installations)."""
-        try:
-            viewer = client.get("/user")
-        except OptionalDenied:  # App installation tokens cannot read /user
-            viewer = None
-        owner = self.opts.owner
-        if viewer and viewer["login"].lower() == owner.lower():
-            return viewer, viewer["login"]
-        try:
-            profile = client.get(f"/users/{owner}")
-        except NotFound:
-            raise OwnerNotFound(f"GitHub owner {owner!r} does not exist or is not visible to "
-                                "this token: check --owner") from None
-        if profile.get("type") == "Organization":
-            profile = client.get(f"/orgs/{profile['login']}")
-            profile.setdefault("type", "Organization")
-        return profile, (viewer or {}).get("login")
+        return discover(client, self.opts.owner)
 
     def list_repos(self, client: GitHubClient, profile: dict[str, Any],
                    viewer: str | None) -> list[dict[str, Any]]:
-        login = profile["login"]
-        if profile.get("type") == "Organization":
-            repos = client.paginate(f"/orgs/{login}/repos", {"type": "all"})
-        elif viewer and viewer.lower() == login.lower():
-            repos = client.paginate("/user/repos", {"affiliation": "owner", "visibility": "all"})
-        else:
-            repos = client.paginate(f"/users/{login}/repos", {"type": "owner"})
-        keep = re.compile(self.opts.repos) if self.opts.repos else None
-        drop = re.compile(self.opts.exclude_repos) if self.opts.exclude_repos else None
-        out, seen = [], set()
-        for r in repos:
-            if r["owner"]["login"].lower() != login.lower():
-                continue
-            if r["name"].lower() in seen:  # listed twice (pages shift while repos are made)
-                continue
-            seen.add(r["name"].lower())
-            if (not self.opts.forks and r.get("fork")) or \
-                    (not self.opts.archived and r.get("archived")):
-                continue
-            if (keep and not keep.search(r["name"])) or (drop and drop.search(r["name"])):
-                continue
-            if problem := repo_name_problem(r["name"]):  # the archive layout cannot hold it
-                self.ledger.skip(f"repo {r['full_name']}", problem)
-                continue
-            out.append(r)
-        return sorted(out, key=lambda r: r["name"].lower())
+        return list_repos(client, profile, viewer, self.opts, self.ledger)
 
     # per repository ---------------------------------------------------------------------
 
@@ -267,12 +222,13 @@ class Backup:
         unknown = set(opts.kinds) - set(KINDS)
         if unknown:
             raise ConfigError(f"unknown kinds {sorted(unknown)}: choose from {', '.join(KINDS)}")
-        auth = make_auth()
+        auth = make_auth(opts.api_url, opts.owner)
         dest = open_destination(opts.dest)
         dest.check()
         store = StateStore(opts.state, opts.owner) if opts.state else None
         workdir: Path | None = None
         cache = client = None
+        self.git: Git | None = None
         try:
             workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
             cache = store.load(workdir) if store else None
@@ -290,9 +246,11 @@ class Backup:
             gists = []
             if "gists" in opts.kinds and profile.get("type") != "Organization":
                 gists = list(client.paginate(f"/users/{profile['login']}/gists"))
-            token = getattr(auth, "token", None)
-            git = Git(git_base(opts.api_url), token, workdir, opts.git_timeout,
-                      stop=self.stop.event)
+            # Installation tokens expire: git asks for a current one (gitcred.py).
+            tokens = auth if isinstance(auth, InstallationAuth) else None
+            self.git = git = Git(opts.git_url or default_git_url(opts.api_url),
+                                 None if tokens else getattr(auth, "token", None), workdir,
+                                 opts.git_timeout, stop=self.stop.event, tokens=tokens)
             sink = None
             try:
                 with self.stop.held("the upload starts"):
@@ -335,6 +293,8 @@ class Backup:
                     shutil.rmtree(workdir, ignore_errors=True)
                 if client is not None:
                     client.close()
+                if self.git is not None:
+                    self.git.close()
 
     def collect(self, job: Job, git: Git, profile: dict[str, Any],
                 repos: list[dict[str, Any]], gists: list[dict[str, Any]]) -> None:

@@ -3,9 +3,11 @@
 Every git (and git-lfs) child gets a fresh environment: a private HOME with no config, no
 system config, no prompts (GIT_TERMINAL_PROMPT=0, GIT_ASKPASS=false), the caller's TLS and
 proxy settings, and the credential as `http.<base-url>/.extraheader` through
-GIT_CONFIG_COUNT. git and git-lfs both match that key against each request's URL, so the
-header goes to the GitHub server only (never to LFS storage on another origin), and it is
-never written to argv, a URL, a config file, FETCH_HEAD, a log or a bundle. Redirects are
+GIT_CONFIG_COUNT (a GitHub App's installation tokens, which expire, come from a credential
+helper instead: see gitcred.py). git and git-lfs both match that key against each
+request's URL, so the header goes to the GitHub server only (never to LFS storage on
+another origin), and it is never written to argv, a URL, a config file, FETCH_HEAD, a log
+or a bundle. Redirects are
 not followed (git would send the header on to the new origin for the rest of a clone), and
 a remote outside the git origin is not fetched at all (`RemoteElsewhere`, a skipped item).
 Messages are scrubbed of the token and its base64 forms before they are raised or logged.
@@ -28,7 +30,9 @@ from pathlib import Path
 from urllib.parse import SplitResult, quote, urlsplit
 
 from .errors import AuthError, ConfigError, GhvaultError, GitHubUnavailable, NotFound
+from .gitcred import CredentialServer, TokenSource
 from .layout import LFS_OID
+from .scrub import SCRUBBER
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +188,19 @@ def _cause(stderr: str) -> str:
 
 
 class Git:
-    """Runs git for one GitHub server (`base_url`, e.g. https://github.com) with `token`."""
+    """Runs git for one GitHub server (`base_url`, e.g. https://github.com) with `token`, or
+    with the tokens of `tokens` (renewed during the run) through the credential helper."""
+
+    AUTH_RETRIES = 2  # runs again of a command refused because its token expired meanwhile
 
     def __init__(self, base_url: str, token: str | None, workdir: Path, timeout: float = 3600.0,
                  *, retries: int = 3, backoff: float = 2.0,
-                 extra_auth_urls: Sequence[str] = (), stop: threading.Event | None = None):
+                 extra_auth_urls: Sequence[str] = (), stop: threading.Event | None = None,
+                 tokens: TokenSource | None = None):
         self.auth_urls = [self._check_url(u) for u in (base_url, *extra_auth_urls)]
+        self.tokens = tokens
+        self.creds = CredentialServer(tokens, self.auth_urls) if tokens is not None else None
+        self.credential = tokens.name if tokens is not None else "the token"
         self.fetch_urls = self.auth_urls + [GIST_ORIGINS[u] for u in self.auth_urls
                                             if u in GIST_ORIGINS]
         if token is not None and (not token or re.search(r"\s", token)):
@@ -221,11 +232,20 @@ class Git:
 
     # environment and processes -------------------------------------------------------------
 
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.token or self.creds)
+
+    def close(self) -> None:
+        if self.creds is not None:
+            self.creds.close()
+
     def scrub(self, text: str) -> str:
-        """`text` with the token and its encoded forms replaced by ***."""
+        """`text` with the token and its encoded forms replaced by ***, and every secret
+        the run registered (installation tokens, say) by [REDACTED]."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return SCRUBBER.scrub(text)
 
     def env(self, lfs: bool = False) -> dict[str, str]:
         """The whole environment of a git child (credentials included, so keep it private)."""
@@ -246,6 +266,9 @@ class Git:
         ]
         if self.token:
             config += [(f"http.{url}/.extraheader", self._header) for url in self.auth_urls]
+        if self.creds is not None:
+            config += self.creds.config(self.auth_urls)
+            env.update(self.creds.env())
         if lfs:
             config += LFS_FILTER
         env["GIT_CONFIG_COUNT"] = str(len(config))
@@ -293,9 +316,23 @@ class Git:
 
     def _retrying(self, args: Sequence[str], url: str, what: str, cwd: Path | None = None,
                   cleanup: Path | None = None, lfs: bool = False) -> _Result:
-        """Run until success or a non-transient failure; GitUnavailable after the retries."""
+        """Run until success or a non-transient failure; GitUnavailable after the retries.
+        A command refused authentication after its token expired is run again (a slow
+        clone may hold a token longer than its margin): that is not the token's fault."""
+        refused = 0
         for attempt in range(self.retries + 1):
+            generation = self.tokens.generation if self.tokens is not None else 0
             result = self.run(args, cwd, lfs=lfs)
+            while result.code and classify_failure(result.stderr) == "auth" and \
+                    self.tokens is not None and refused < self.AUTH_RETRIES and \
+                    self.tokens.expired_since(generation):
+                refused += 1
+                log.info("%s of %s was refused after its token expired: running it again "
+                         "with a new one", what, url)
+                if cleanup is not None and cleanup.exists():
+                    shutil.rmtree(cleanup)
+                generation = self.tokens.generation
+                result = self.run(args, cwd, lfs=lfs)
             if result.code == 0 or classify_failure(result.stderr) != "transient":
                 return result
             if attempt < self.retries:
@@ -322,6 +359,12 @@ class Git:
             raise RepoNotFound(f"repository {url} was not found: check the name, or that the "
                                "token can see it")
         if kind == "auth":
+            if self.creds is not None and self.creds.failure is not None:
+                raise self.creds.failure  # the token could not be had: GitHub said why
+            if self.creds is not None:
+                raise GitAuthError(f"authentication failed for {url} with {self.credential}: "
+                                   "check that the App's installation grants the Contents "
+                                   "permission (read) on the repository")
             if self.token:
                 raise GitAuthError(f"authentication failed for {url}: check that the token is "
                                    "valid, has the `repo` scope and is authorized for the "
@@ -393,7 +436,7 @@ class Git:
         if result.code == 0:
             return True
         kind = classify_failure(result.stderr)
-        if kind == "not_found" or (kind == "auth" and not self.token):
+        if kind == "not_found" or (kind == "auth" and not self.authenticated):
             return False
         self._raise(result, url, "git ls-remote")
         return False  # unreachable: _raise raises

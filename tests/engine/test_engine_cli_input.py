@@ -145,3 +145,11 @@ def test_the_api_url_check_accepts_github_and_enterprise_urls():
     for url in ("https://api.github.com", "https://ghe.example.com/api/v3",
                 "http://127.0.0.1:8080/api/v3", "https://[::1]:8443/api/v3/"):
         assert cli.check_api_url(url) == url
+
+
+@pytest.mark.parametrize("url", ["github.com", "ssh://git@github.com", "git://host/",
+                                 "https://x-access-token:ghp_secret@github.com",
+                                 "https://host/?x=1", "https://host:port"])
+def test_a_git_url_that_is_not_an_http_url_exits_2(bad_input, url):
+    error = bad_input("--git-url", url, mentions=("--git-url",))
+    assert "ghp_secret" not in error

@@ -1,6 +1,7 @@
 """The GitHub client: PyGithub's requester underneath, our accounting and caching on top.
 
-PyGithub gives us authentication (PAT, GitHub App installation tokens), GitHub Enterprise
+PyGithub gives us authentication (PAT, GitHub App installation tokens: see auth.py, the
+requester asks the auth for the current token on every request), GitHub Enterprise
 base URLs, connection pooling and its `GithubRetry` (5xx and dropped connections with
 exponential backoff, `retry-after` on secondary limits, waiting for the reset on primary
 limits, a bounded number of tries). We go below its object layer for three reasons it
@@ -30,198 +31,44 @@ the reset, the requests left and the requests held.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
-import urllib3
-from github import Auth, Github, GithubException, GithubRetry
+from github import Auth, Github, GithubException
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..errors import AuthError, GitHubUnavailable, NotFound, OptionalDenied
+from ..errors import GitHubUnavailable, NotFound, OptionalDenied
+from .auth import USER_AGENT, credential_name, missing_access, refused, tls_verify
 from .cache import HttpCache
+from .download import Downloads, UntrustedLocation
+from .pacing import (
+    CUT_BODY,
+    RATE_LOG_EVERY,
+    TRANSPORT_ERRORS,
+    Accounting,
+    RateGate,
+    RetryThroughGate,
+    clock_text,
+)
+from .urls import origin
 
 log = logging.getLogger("ghvault.github")
 LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
-USER_AGENT = "ghvault (+https://github.com/ghvault)"
-# What a request that never got an answer raises once the retries are spent: requests'
-# errors (OSError subclasses, as are socket and TLS errors) and the urllib3 and http.client
-# errors that escape them. Anything else is a bug and must surface as one (exit 1).
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
-# What an answer whose body ended early raises (the status line and headers came, the
-# body was cut): retried here, a GET being idempotent.
-CUT_BODY: tuple[type[BaseException], ...] = (
-    requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
-    urllib3.exceptions.ProtocolError, http.client.IncompleteRead)
 # Requests of the core pool kept for others sharing the token: at this many left (or a
 # tenth of the hourly limit when that is smaller) the client waits for the reset.
 RATE_RESERVE = 50
-RATE_LOG_EVERY = 60.0  # seconds between the log lines of one wait for the reset
+__all__ = ["Accounting", "GitHubClient", "RateGate", "UntrustedLocation", "clock_text"]
 
 
-class UntrustedLocation(NotFound):
-    """An API answer names a URL outside the API origin (or plain http where the API is
-    https): the token is not sent there, so the item is skipped like a missing one."""
-
-
-@dataclass
-class Accounting:
-    requests: int = 0  # every API request sent, 304s included
-    not_modified: int = 0
-    graphql_requests: int = 0
-    graphql_cost: int = 0
-    rate_limit: int | None = None
-    rate_remaining: int | None = None
-    rate_reset: int | None = None
-    by_kind: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record(self, kind: str, headers: dict[str, Any], status: int) -> None:
-        with self.lock:
-            self.requests += 1
-            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
-            if status == 304:
-                self.not_modified += 1
-            if headers.get("x-ratelimit-resource", "core") == "core":
-                for attr, header in (("rate_limit", "x-ratelimit-limit"),
-                                     ("rate_remaining", "x-ratelimit-remaining"),
-                                     ("rate_reset", "x-ratelimit-reset")):
-                    value = headers.get(header)
-                    if value is not None and str(value).isdigit():
-                        setattr(self, attr, int(value))
-
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            return {"requests": self.requests, "not_modified": self.not_modified,
-                    "rate_limited_requests": self.requests - self.not_modified,
-                    "graphql_requests": self.graphql_requests,
-                    "graphql_cost": self.graphql_cost, "rate_limit": self.rate_limit,
-                    "rate_remaining": self.rate_remaining, "rate_reset": self.rate_reset}
-
-
-def clock_text(stamp: float) -> str:
-    return time.strftime("%H:%M:%S UTC", time.gmtime(stamp))
-
-
-class RateGate:
-    """Holds requests until the primary rate limit resets, and says so in the log.
-
-    Every thread that must wait registers what it was about to request; the thread that
-    opened the wait logs when it starts and every `log_every` seconds until the reset:
-    the reset time, the requests left and the requests held.
-    """
-
-    def __init__(self, log_every: float = RATE_LOG_EVERY):
-        self.log_every = log_every
-        self.cond = threading.Condition()
-        self.held: dict[int, str] = {}
-        self.until = 0.0
-        self.leader: int | None = None
-
-    def hold(self, reset: float, left: int | None, limit: int | None, what: str,
-             why: str) -> None:
-        """Wait until `reset` (epoch seconds); `what` is the held request, `why` the
-        reason for the first log line."""
-        me = threading.get_ident()
-        with self.cond:
-            self.held[me] = what
-            try:
-                if self.leader is None or reset > self.until + 1:
-                    self.until, self.leader = max(reset, self.until), me
-                    log.warning("GitHub rate limit %s, %s of %s requests left: waiting for "
-                                "the reset at %s (in %s); held: %s", why, _or_unknown(left),
-                                _or_unknown(limit), clock_text(self.until),
-                                _duration(self.until - time.time()), self._held())
-                next_log = time.time() + self.log_every
-                while (now := time.time()) < self.until:
-                    self.cond.wait(min(self.until, next_log) - now)
-                    now = time.time()
-                    if self.leader == me and next_log <= now < self.until:
-                        log.warning("still waiting for the GitHub rate limit reset at %s "
-                                    "(in %s), %s of %s requests left; held: %s",
-                                    clock_text(self.until), _duration(self.until - now),
-                                    _or_unknown(left), _or_unknown(limit), self._held())
-                        next_log += self.log_every
-                if self.leader == me:
-                    self.leader = None
-                    log.info("GitHub rate limit reset at %s: carrying on",
-                             clock_text(self.until))
-            finally:
-                del self.held[me]
-
-    def _held(self) -> str:
-        items = sorted(self.held.values())
-        shown = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
-        return f"{len(items)} request{'s' if len(items) != 1 else ''} ({shown})"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds + 0.5))
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
-
-
-def _or_unknown(value: int | None) -> str:
-    return "?" if value is None else str(value)
-
-
-class _Retry(GithubRetry):
-    """GithubRetry whose wait for a primary rate limit reset goes through the client's
-    RateGate (logged), instead of one silent sleep."""
-
-    def __init__(self, gate: RateGate | None = None, **kwargs: Any):
-        self.gate = gate
-        super().__init__(**kwargs)
-
-    def new(self, **kw: Any) -> _Retry:
-        kw["gate"] = self.gate
-        return super().new(**kw)
-
-    def sleep(self, response: Any = None) -> None:
-        headers = getattr(response, "headers", None) or {}
-        reset = str(headers.get("x-ratelimit-reset", ""))
-        if self.gate is not None and getattr(response, "status", 0) in (403, 429) and \
-                headers.get("x-ratelimit-remaining") == "0" and reset.isdigit() and \
-                "retry-after" not in headers:
-            limit = str(headers.get("x-ratelimit-limit", ""))
-            last = self.history[-1] if self.history else None
-            what = f"{last.method} {urlsplit(last.url or '').path}" if last else "a retry"
-            self.gate.hold(int(reset) + 1, 0, int(limit) if limit.isdigit() else None,
-                           what, "spent (GitHub answered 403)")
-            return
-        super().sleep(response)
-
-
-def make_auth(env: dict[str, str] | None = None) -> Auth.Auth:
-    """A PAT from GITHUB_TOKEN, or a GitHub App installation from GITHUB_APP_ID,
-    GITHUB_APP_PRIVATE_KEY (PEM text or a path to it) and GITHUB_APP_INSTALLATION_ID."""
-    env = dict(os.environ if env is None else env)
-    token = env.get("GITHUB_TOKEN", "").strip()
-    if token:
-        return Auth.Token(token)
-    app_id, key, inst = (env.get("GITHUB_APP_ID"), env.get("GITHUB_APP_PRIVATE_KEY"),
-                         env.get("GITHUB_APP_INSTALLATION_ID"))
-    if app_id and key and inst:
-        if not key.lstrip().startswith("-----BEGIN") and os.path.exists(key):
-            with open(key) as f:
-                key = f.read()
-        return Auth.AppAuth(app_id, key).get_installation_auth(int(inst))
-    raise AuthError("no GitHub credentials: set GITHUB_TOKEN (a token with repo, read:org, "
-                    "read:user and gist scopes) or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and "
-                    "GITHUB_APP_INSTALLATION_ID")
-
-
-class GitHubClient:
+class GitHubClient(Downloads):
     def __init__(self, api_url: str, auth: Auth.Auth, *, concurrency: int = 4,
                  cache: HttpCache | None = None, max_tries: int = 8,
                  secondary_wait: float = 60.0, timeout: int = 60,
@@ -230,13 +77,13 @@ class GitHubClient:
         self.rate_reserve = rate_reserve
         # raise_on_status=False: when the tries are spent we get GitHub's last answer back
         # (and can name it), instead of urllib3's generic RetryError.
-        retry = _Retry(gate=self.gate, secondary_rate_wait=secondary_wait, total=max_tries,
-                       backoff_factor=0.5, backoff_max=60, raise_on_status=False)
-        verify: bool | str = (os.environ.get("REQUESTS_CA_BUNDLE")
-                              or os.environ.get("SSL_CERT_FILE") or True)
+        retry = RetryThroughGate(gate=self.gate, secondary_rate_wait=secondary_wait,
+                                 total=max_tries, backoff_factor=0.5, backoff_max=60,
+                                 raise_on_status=False)
+        verify = tls_verify()
         self.api_url = api_url.rstrip("/")
         api = urlsplit(self.api_url)
-        self.api_origin = _origin(self.api_url)
+        self.api_origin = origin(self.api_url)
         self.api_scheme = api.scheme
         # seconds_between_requests=None: PyGithub's default 0.25 s pause would cap us at
         # 4 requests/s whatever the concurrency; we pace by the rate-limit headers instead.
@@ -287,7 +134,7 @@ class GitHubClient:
                                                                         headers=headers)
             except GithubException as e:  # retries exhausted inside GithubRetry
                 self.acct.record(kind, {}, e.status or 0)
-                raise self._error(e.status, e.data, url) from None
+                raise self._error(e.status, e.data, url, e.headers) from None
             except CUT_BODY as e:
                 self.acct.record(kind, {}, 0)
                 if attempt > self.max_tries:
@@ -315,16 +162,17 @@ class GitHubClient:
         return GitHubUnavailable(f"GitHub {what} {self._path(url)} in {tries} tries "
                                  f"({type(error).__name__}): check connectivity or try later")
 
-    def _error(self, status: int | None, data: Any, url: str) -> Exception:
+    def _error(self, status: int | None, data: Any, url: str,
+               headers: dict[str, Any] | None = None) -> Exception:
         message = data.get("message") if isinstance(data, dict) else str(data or "")
         path = self._path(url)
         if status == 401:
-            return AuthError(f"GitHub refused the token ({message}): set GITHUB_TOKEN to a "
-                             "valid token")
+            return refused(self.auth, message)
         if status == 404:
             return NotFound(f"{path} was not found (404)")
         if status == 403 and "rate limit" not in (message or "").lower():
-            return OptionalDenied(f"{path} is forbidden to this token (403: {message})")
+            return OptionalDenied(f"{path} is forbidden to {credential_name(self.auth)} "
+                                  f"(403: {message}){missing_access(headers or {})}")
         if status in (403, 429):
             return GitHubUnavailable(f"GitHub kept rate-limiting {path} in {self.max_tries + 1} "
                                      f"tries ({message}): wait for the rate limit to reset, "
@@ -344,7 +192,7 @@ class GitHubClient:
                 data = json.loads(body) if body else {}
             except ValueError:
                 data = {"message": body[:200]}
-            raise self._error(status, data, url)
+            raise self._error(status, data, url, resp_headers)
         if self.cache is not None and resp_headers.get("etag"):
             self.cache.put(url, {"etag": resp_headers["etag"], "body": body,
                                  "link": resp_headers.get("link", "")})
@@ -444,7 +292,8 @@ class GitHubClient:
                 headers, data = self.requester.graphql_query(query, variables)
             except GithubException as e:
                 self.acct.record("graphql", {}, e.status or 0)
-                raise self._error(e.status, e.data, self.requester.graphql_url) from None
+                raise self._error(e.status, e.data, self.requester.graphql_url,
+                                  e.headers) from None
             except CUT_BODY as e:
                 self.acct.record("graphql", {}, 0)
                 if attempt > self.max_tries:
@@ -462,83 +311,6 @@ class GitHubClient:
             self.acct.graphql_cost += int(cost or 1)
         return data["data"]
 
-    def check_location(self, url: str) -> None:
-        """UntrustedLocation unless `url` is on the API origin, where the token may go."""
-        if _origin(url) != self.api_origin:
-            parts = urlsplit(url)
-            shown = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
-            raise UntrustedLocation(
-                f"the API named {shown[:200]!r}, outside the API origin {self.api_origin}: "
-                "not requested, so the token is not sent there (check --api-url, or the "
-                "item on GitHub)")
-
-    def download(self, url: str, dest: str) -> None:
-        """A release asset. The API answers 302 to pre-signed object storage on another
-        host. PyGithub's getFile refuses redirects outside the API prefix on Enterprise
-        servers, so this one is ours: the token goes to the API only, never to storage.
-        An asset `url` outside the API origin is refused (UntrustedLocation) unrequested.
-        A body cut short is downloaded again, a bounded number of times."""
-        self.check_location(url)
-        tries = self.max_tries + 1
-        for attempt in range(1, tries + 1):
-            try:
-                self._download_once(url, dest)
-                return
-            except CUT_BODY as e:
-                if attempt == tries:
-                    raise GitHubUnavailable(
-                        f"the download of {self._path(url)} was cut short in each of {tries} "
-                        f"tries ({type(e).__name__}): try again later") from None
-                self._cut(url, e, attempt)
-            except requests.RequestException as e:
-                raise GitHubUnavailable(f"could not download {self._path(url)} in {tries} "
-                                        f"tries ({type(e).__name__}): try again later") from None
-
-    def _download_once(self, url: str, dest: str) -> None:
-        resp = self._asset_request(url)
-        hops = 0
-        while resp.status_code in (301, 302, 303, 307, 308) and hops < 5:
-            # Storage on another host: no Authorization (the session carries none).
-            where = urljoin(resp.url or url, resp.headers.get("Location", ""))
-            resp.close()
-            if urlsplit(where).scheme not in ("https", "http"):
-                raise UntrustedLocation(f"the download of {self._path(url)} was redirected "
-                                        f"to a {urlsplit(where).scheme or 'relative'} URL: "
-                                        "not followed (check the item on GitHub)")
-            resp = self.http.get(where, timeout=300, stream=True)
-            hops += 1
-        if resp.status_code == 404:
-            raise NotFound(f"{self._path(url)} was not found (404)")
-        if resp.status_code >= 400:
-            raise self._error(resp.status_code, _message(resp), url)
-        with open(dest, "wb") as f:
-            for chunk in resp.iter_content(1 << 16):
-                f.write(chunk)
-
-    def _asset_request(self, url: str) -> requests.Response:
-        """The API half of a download, with GitHub's rate-limit rules: a 403/429 carrying
-        `retry-after` (secondary limit) or `x-ratelimit-remaining: 0` (primary) is waited
-        out and tried again, a bounded number of times, like GithubRetry does for the rest."""
-        for attempt in range(self.max_tries + 1):
-            self._pace(f"GET {self._path(url)}")
-            resp = self.http.get(url, headers={"Accept": "application/octet-stream",
-                                               "Authorization": self.auth_header()},
-                                 allow_redirects=False, timeout=60, stream=True)
-            self.acct.record("asset", resp.headers, resp.status_code)
-            if resp.status_code not in (403, 429) or attempt == self.max_tries:
-                return resp
-            reset = resp.headers.get("x-ratelimit-reset", "")
-            if "retry-after" in resp.headers:
-                resp.close()
-                time.sleep(min(float(resp.headers["retry-after"]), 3600.0))
-            elif resp.headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
-                resp.close()
-                self.gate.hold(int(reset) + 1, 0, self.acct.rate_limit,
-                               f"GET {self._path(url)}", "spent (GitHub answered 403)")
-            else:
-                return resp  # a real permission problem
-        return resp
-
     def auth_header(self) -> str:
         return f"{self.auth.token_type} {self.auth.token}"
 
@@ -547,19 +319,3 @@ class GitHubClient:
         self.http.close()
 
 
-def _origin(url: str) -> str:
-    """scheme://host:port of `url`, with the scheme's default port made explicit."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
-    except ValueError:
-        port = -1
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
-
-
-def _message(resp: requests.Response) -> dict[str, Any]:
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    return body if isinstance(body, dict) and "message" in body else {"message": resp.reason}
