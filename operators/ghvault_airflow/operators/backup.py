@@ -37,7 +37,7 @@ from ghvault_airflow.operators.engine import (  # noqa: F401  (the exceptions ar
     engine_error,
 )
 from ghvault_airflow.operators.local import LocalBackupOperator, LocalVerifyOperator
-from ghvault_airflow.settings import DeploymentSettings, SettingsError
+from ghvault_airflow.settings import DeploymentSettings, SettingsError, describe_credential
 
 SIX_HOURS_OF_15S = 4 * 60 * 6
 
@@ -103,7 +103,7 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                 self.launch_type = "FARGATE"
         arguments = self.engine_argv(settings, month, key)
         self.overrides = self.overrides_for(settings, arguments, self.overrides)
-        self._token_source = self._token_source or settings.token_parameter
+        self._token_source = self._token_source or settings.credential_source
         return settings, month, key
 
     @staticmethod
@@ -159,15 +159,17 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                 f"task definition {self.task_definition!r} has no container named "
                 f"{self.container_name!r} (it has {', '.join(sorted(containers))}): set "
                 "'container_name' in the settings.")
-        if any(e.get("name") == "GITHUB_TOKEN" for e in container.get("environment", [])):
+        plain = {e.get("name") for e in container.get("environment", [])}
+        for name in sorted(plain & {"GITHUB_TOKEN", "GITHUB_APP_PRIVATE_KEY"}):
             raise EngineConfigError(
-                f"task definition {self.task_definition!r} carries GITHUB_TOKEN as plain "
-                "environment: move it to the container's secrets (valueFrom the SSM parameter).")
+                f"task definition {self.task_definition!r} carries {name} as plain "
+                "environment: move it to the container's secrets (valueFrom the SSM parameter "
+                "or the Secrets Manager secret).")
         secrets = {s["name"]: s.get("valueFrom", "") for s in container.get("secrets", [])}
         if "GITHUB_TOKEN" in secrets:
-            self._token_source = secrets["GITHUB_TOKEN"]
+            self._token_source = describe_credential(secrets["GITHUB_TOKEN"])
         elif "GITHUB_APP_PRIVATE_KEY" in secrets:
-            self._token_source = secrets["GITHUB_APP_PRIVATE_KEY"]
+            self._token_source = describe_credential(secrets["GITHUB_APP_PRIVATE_KEY"])
         else:
             self.log.warning("Container %s of %s has no GITHUB_TOKEN secret: the engine will "
                              "have no token", self.container_name, self.task_definition)
@@ -194,10 +196,10 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
         except EcsTaskFailToStart as err:
             if "secret" in str(err).lower() or "ssm" in str(err).lower():
                 raise EcsTaskFailToStart(
-                    f"{err}: ECS could not inject the token; check that the SSM parameter "
-                    f"{self._token_source} "
-                    "exists and that the task execution role may ssm:GetParameters and "
-                    "kms:Decrypt it") from err
+                    f"{err}: ECS could not inject the GitHub credential; check that "
+                    f"{self._token_source} exists and that the task execution role may read it "
+                    "(ssm:GetParameters or secretsmanager:GetSecretValue, and kms:Decrypt)"
+                ) from err
             raise
         except AirflowException as err:
             error = self._engine_error()
