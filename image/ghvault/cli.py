@@ -373,6 +373,12 @@ def leave_promptly(code: int, grace: float = 2.0) -> None:
 def run(args: argparse.Namespace) -> int:
     from .engine import Backup, Options
 
+    # Importing PyGithub sets its logger to INFO with a handler of its own, which would
+    # print every retried 403 twice and around the scrubber: ours only, at our level.
+    pygithub = logging.getLogger("github")
+    pygithub.handlers.clear()
+    pygithub.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+
     if not 1 <= args.concurrency <= 20:
         raise ConfigError("--concurrency must be between 1 and 20 (GitHub advises modest "
                           "concurrency)")

@@ -29,8 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, quote, urlsplit
 
-from .errors import AuthError, ConfigError, GhvaultError, GitHubUnavailable, NotFound
+from .errors import ConfigError
 from .gitcred import CredentialServer, TokenSource
+from .gitfail import (
+    _LFS_MISSING,
+    GitAuthError,
+    GitError,
+    GitUnavailable,
+    RemoteElsewhere,
+    RepoNotFound,
+    _cause,
+    classify_failure,
+)
+from .gitproc import _CHILDREN, _CHILDREN_LOCK, kill_children
 from .layout import LFS_OID
 from .scrub import SCRUBBER
 
@@ -50,91 +61,9 @@ LFS_FILTER = (
     ("filter.lfs.required", "true"),
 )
 
-_NOT_FOUND = re.compile(r"repository not found|repository '[^']*' not found|returned error: 404",
-                        re.I)
-_AUTH = re.compile(r"could not read (username|password)|authentication (failed|required)|"
-                   r"terminal prompts disabled|returned error: 40[13]|HTTP 40[13]|"
-                   r"invalid username or token|permission to \S+ denied|authorization error|"
-                   r"access denied|credentials for \S+ not found", re.I)
-_TRANSIENT = re.compile(r"error: 5\d\d|HTTP 5\d\d|\[5\d\d\]|server error|connection reset|"
-                        r"early EOF|remote end hung up|unexpected disconnect|transfer closed|"
-                        r"failed to connect|couldn't connect|could not resolve host|timed out|"
-                        r"empty reply from server|SSL_read|SSL_ERROR_SYSCALL|GnuTLS recv error|"
-                        r"curl (7|18|28|35|52|55|56)\b|index-pack failed|connection refused|"
-                        r"error: 429|HTTP 429",
-                        re.I)
 # Where a git server's gists live when not under the server itself (GitHub Enterprise
 # serves them at /gist/<id>.git): fetched without the token, which they do not need.
 GIST_ORIGINS = {"https://github.com": "https://gist.github.com"}
-_REDIRECT = re.compile(r"returned error: 30[1278]\b|HTTP 30[1278]\b", re.I)
-_LFS_MISSING = re.compile(r"\[([0-9a-f]{64})\] (?:object )?does not exist", re.I)
-
-
-class GitError(GhvaultError):
-    """A git operation failed; the message names the repository, the cause and the fix."""
-
-
-# -- the git children of this process, so that a stopping run can kill them all ----------------
-
-_CHILDREN: set[subprocess.Popen] = set()  # started by Git.run and not reaped yet
-_CHILDREN_LOCK = threading.Lock()
-
-
-def _own_group_children() -> set[int]:
-    """Process groups led by a direct child of this process (how git children are started:
-    `start_new_session`, here and in bundles.py), read from /proc; empty where there is
-    none. A child is never reaped while listed here, so its pid cannot have been reused."""
-    me, groups = os.getpid(), set()
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return groups
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        ppid, pgid = int(fields[1]), int(fields[2])
-        if ppid == me and pgid == pid:
-            groups.add(pgid)
-    return groups
-
-
-def kill_children() -> int:
-    """SIGKILL the process group of every git child still running, so git's own helpers
-    (remote-https, index-pack, pack-objects, git-lfs) go with it; the number of groups.
-    Every git of this process leads its own group (`start_new_session`); this process's own
-    group is never signalled."""
-    with _CHILDREN_LOCK:
-        groups = {p.pid for p in _CHILDREN if p.returncode is None}
-    groups |= _own_group_children()
-    groups.discard(os.getpgrp())
-    killed = 0
-    for pgid in groups:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-            killed += 1
-        except (ProcessLookupError, PermissionError):
-            pass
-    return killed
-
-
-class RepoNotFound(GitError, NotFound):
-    """The server answered 404 / "Repository not found"."""
-
-
-class RemoteElsewhere(RepoNotFound):
-    """The remote is outside the git origin, or redirects: not fetched, so the token is
-    not sent there; skipped like a missing repository."""
-
-
-class GitAuthError(GitError, AuthError):
-    """The server refused the credentials (or asked for some and there were none)."""
-
-
-class GitUnavailable(GitError, GitHubUnavailable):
-    """Transient failures (5xx, resets, early EOF) outlasted the bounded retries."""
 
 
 @dataclass(frozen=True)
@@ -159,32 +88,9 @@ class _Result:
     stderr: str
 
 
-def classify_failure(stderr: str) -> str:
-    """"not_found", "redirect", "auth", "transient" or "other" for the stderr of a failed
-    git command."""
-    if _REDIRECT.search(stderr):
-        return "redirect"
-    if _NOT_FOUND.search(stderr):
-        return "not_found"
-    if _AUTH.search(stderr):
-        return "auth"
-    if _TRANSIENT.search(stderr):
-        return "transient"
-    return "other"
-
-
 def _origin(parts: SplitResult) -> tuple[str, str, int]:
     return (parts.scheme, parts.hostname or "",
             parts.port or (443 if parts.scheme == "https" else 80))
-
-
-def _cause(stderr: str) -> str:
-    """The most telling line of git's stderr, without `fatal:`/`error:` and trailing dots."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    picked = next((ln for ln in reversed(lines) if ln.startswith("fatal:")), None)
-    picked = picked or next((ln for ln in reversed(lines) if ln.startswith("error:")), None)
-    picked = picked or (lines[-1] if lines else "no error output")
-    return re.sub(r"^(fatal|error):\s*", "", picked).rstrip(".")[:300]
 
 
 class Git:

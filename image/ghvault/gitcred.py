@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .credential_helper import SOCKET_ENV
-from .errors import GhvaultError
+from .errors import GhvaultError, GitHubUnavailable
 from .github.urls import origin
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,14 @@ class CredentialServer:
             return {}
         try:
             token = self.source.git_token()
-        except GhvaultError as e:
+        except GhvaultError as e:  # the mint's own errors say what failed (auth.py)
             self.failure = e
             return {}
+        except Exception as e:  # noqa: BLE001 - git must get an answer whatever happened
+            self.failure = GitHubUnavailable(f"no token for git: {type(e).__name__}: try "
+                                             "again later")
+            return {}
+        self.failure = None
         return {"username": "x-access-token", "password": token}
 
     def config(self, urls: list[str]) -> list[tuple[str, str]]:

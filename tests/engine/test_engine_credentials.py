@@ -161,3 +161,64 @@ def test_a_403_says_which_permission_or_scope_is_missing():
         {"X-Accepted-GitHub-Permissions": "contents=read"})
     assert "needs the scope repo" in auth.missing_access({"X-Accepted-OAuth-Scopes": "repo"})
     assert auth.missing_access({}) == ""
+
+
+class Lister:
+    """A client whose every list is `repos`, and which records the paths asked."""
+
+    def __init__(self, auth, repos):
+        self.auth, self.repos, self.asked = auth, repos, []
+
+    def paginate(self, path, params=None):
+        self.asked.append(path)
+        return iter(self.repos)
+
+
+def repo(owner: str, name: str, private: bool = False) -> dict:
+    return {"name": name, "full_name": f"{owner}/{name}", "owner": {"login": owner},
+            "private": private}
+
+
+def test_an_installation_lists_its_repositories_of_the_owner_only():
+    from ghvault.collect import Ledger
+    from ghvault.engine import Options
+    from ghvault.listing import list_repos
+
+    client = Lister(Minting(3600), [repo("o", "a", True), repo("other", "b", True),
+                                    repo("O", "c")])
+    ledger = Ledger()
+    listed = list_repos(client, {"login": "o", "type": "User"}, None,
+                        Options(owner="o", dest="file:///x.zip", month="2026-10"), ledger)
+    assert client.asked == ["/installation/repositories"]
+    assert [r["name"] for r in listed] == ["a", "c"]
+    assert [s["item"] for s in ledger.skipped] == ["secret gists of o"]
+
+
+def test_another_users_token_says_the_private_repositories_are_not_listed():
+    from ghvault.collect import Ledger
+    from ghvault.engine import Options
+    from ghvault.listing import list_repos
+
+    client = Lister(Auth.Token("ghp_x"), [repo("o", "a")])
+    ledger = Ledger()
+    opts = Options(owner="o", dest="file:///x.zip", month="2026-10")
+    list_repos(client, {"login": "o", "type": "User"}, "someone", opts, ledger)
+    assert client.asked == ["/users/o/repos"]
+    [skip] = ledger.skipped
+    assert skip["item"] == "private repositories of o" and "use a token of o" in skip["reason"]
+    ledger = Ledger()
+    list_repos(client, {"login": "o", "type": "User"}, "o", opts, ledger)  # the owner's own
+    assert client.asked[-1] == "/user/repos" and ledger.skipped == []
+
+
+def test_an_unreachable_github_while_finding_the_installation_is_exit_6():
+    from ghvault.errors import GitHubUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends
+    started = time.monotonic()
+    with pytest.raises(GitHubUnavailable, match="did not answer when GitHub App 42 looked"):
+        make_auth(f"http://127.0.0.1:{port}/api/v3", "o",
+                  {"GITHUB_APP_ID": "42", "GITHUB_APP_PRIVATE_KEY": pem()})
+    assert time.monotonic() - started < 30

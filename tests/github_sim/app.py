@@ -197,7 +197,7 @@ class App:
         """A new token for `inst`, narrowed by the request body (GitHub's 422s otherwise)."""
         perms = dict(PERMISSIONS)
         wanted = body.get("permissions")
-        if wanted is not None:
+        if wanted is not None and wanted != {}:  # GitHub: {} grants all the installation's
             if not isinstance(wanted, dict) or any(
                     LEVELS.get(perms.get(k, ""), 0) < LEVELS.get(v, 9) for k, v in wanted.items()):
                 raise ApiError(422, "The permissions requested are not granted to this "

@@ -20,10 +20,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import urllib3
 from github import Auth, GithubException, GithubIntegration
 
 from ..errors import AuthError, GitHubUnavailable
@@ -33,6 +35,8 @@ log = logging.getLogger("ghvault.auth")
 USER_AGENT = "ghvault (+https://github.com/ghvault)"
 MAX_MARGIN = 300.0  # seconds: a token is renewed this long before it expires, at most
 PAT_NAME = "the token in GITHUB_TOKEN"
+# What a request that got no answer raises (requests' errors are OSErrors).
+UNANSWERED: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
 NO_CREDENTIALS = ("no GitHub credentials: set GITHUB_TOKEN (a token with repo, read:org, "
                   "read:user and gist scopes) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY "
                   "(a GitHub App installed on the owner)")
@@ -136,6 +140,10 @@ def discover_installation(app: Auth.AppAuth, api_url: str, owner: str) -> int:
             except GithubException as e:
                 if e.status != 404:
                     raise app_error(e, app.app_id, None) from None
+    except UNANSWERED as e:
+        raise GitHubUnavailable(f"GitHub did not answer when GitHub App {app.app_id} looked "
+                                f"for its installation on {owner!r} ({type(e).__name__}): "
+                                "check connectivity and --api-url, or try later") from None
     finally:
         gi.close()
     raise AuthError(f"GitHub App {app.app_id} is not installed on {owner!r}: install it on "
@@ -193,7 +201,7 @@ class InstallationAuth(Auth.AppInstallationAuth):
         return self.generation != generation or (issued is not None
                                                  and issued.expires <= time.time())
 
-    def _fresh(self, margin: Any) -> _Issued:
+    def _fresh(self, margin: Callable[[float], float]) -> _Issued:
         with self._lock:
             issued = self._issued
             if issued is None or issued.expires - time.time() < margin(issued.lifetime):
@@ -206,6 +214,10 @@ class InstallationAuth(Auth.AppInstallationAuth):
             answer = self._get_installation_authorization()
         except GithubException as e:
             raise app_error(e, self.app_id, self.installation_id) from None
+        except UNANSWERED as e:
+            raise GitHubUnavailable(f"GitHub did not answer when GitHub App {self.app_id} "
+                                    f"asked for an installation token ({type(e).__name__}): "
+                                    "check connectivity, or try later") from None
         token = register(answer.token)
         # The server's expiry against our clock: GitHub's clock and ours agree within
         # seconds, and the margin is minutes on GitHub's hour.
