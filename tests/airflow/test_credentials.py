@@ -238,3 +238,18 @@ def test_the_workers_own_credentials_never_reach_the_engine(store, monkeypatch, 
     env = json.loads(dump.read_text())
     assert "GITHUB_TOKEN" not in env and "GITHUB_APP_INSTALLATION_ID" not in env
     assert env["GITHUB_APP_ID"] == "5" and env["GITHUB_APP_PRIVATE_KEY"].startswith("-----BEGIN")
+
+
+def test_ecs_refuses_a_task_definition_with_the_app_key_as_plain_environment(store):
+    ecs = store.aws.client("ecs")
+    family = f"{store.prefix}-plain-key"
+    ecs.register_task_definition(family=family, containerDefinitions=[{
+        "name": "ghvault", "image": "ghvault", "memory": 512, "environment": [
+            {"name": "GITHUB_APP_ID", "value": "1"},
+            {"name": "GITHUB_APP_PRIVATE_KEY", "value": "-----BEGIN PRIVATE KEY-----"}]}])
+    op = GithubBackupOperator(task_id="b", github_owner="octo", task_definition=family,
+                              settings={"bucket": "b", "region": REGION, **APP})
+    op.aws_conn_id, op.region_name, op.container_name = "aws_default", REGION, "ghvault"
+    with pytest.raises(EngineConfigError, match="carries GITHUB_APP_PRIVATE_KEY as plain "
+                                                "environment: move it to the container's"):
+        op.check_task_definition()
