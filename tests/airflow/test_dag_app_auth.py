@@ -181,8 +181,8 @@ def test_fargate_with_the_app_key_injected_by_the_stacks_task_definition(
     container = fargate.runs[0]
     assert container.exit_code == 0 and container.secret_names == ["GITHUB_APP_PRIVATE_KEY"]
     assert container.environment["GITHUB_APP_ID"] == str(app["id"])
-    assert container.environment["GITHUB_APP_INSTALLATION_ID"] == (
-        "" if store == "secretsmanager" else str(app["installations"]["org"]))
+    assert container.environment.get("GITHUB_APP_INSTALLATION_ID") == (
+        None if store == "secretsmanager" else str(app["installations"]["org"]))
     assert "GITHUB_TOKEN" not in container.environment
     assert_every_repository_archived(deployment, owner, bucket=settings["bucket"])
     task = fargate.backend.tasks[settings["cluster"]][container.task_arn]

@@ -47,8 +47,14 @@ def test_the_task_gets_exactly_one_credential_from_the_chosen_store(mode: str) -
     assert secret == {"Name": "GITHUB_APP_PRIVATE_KEY" if app else "GITHUB_TOKEN",
                       "ValueFrom": source}
     environment = {e["Name"] for e in container(template)["Environment"]}
-    assert environment == ({"AWS_DEFAULT_REGION", "GITHUB_APP_ID", "GITHUB_APP_INSTALLATION_ID"}
-                           if app else {"AWS_DEFAULT_REGION"})
+    assert environment == ({"AWS_DEFAULT_REGION", "GITHUB_APP_ID"} if app
+                           else {"AWS_DEFAULT_REGION"})
+    with_installation = effective(load_template(), {**CREDENTIAL_MODES[mode],
+                                                    "GithubAppInstallationId": "77"})
+    assert {e["Name"]: e["Value"] for e in container(with_installation)["Environment"]
+            if e["Name"].startswith("GITHUB_")} == (
+        {"GITHUB_APP_ID": {"Ref": "GithubAppId"},
+         "GITHUB_APP_INSTALLATION_ID": {"Ref": "GithubAppInstallationId"}} if app else {})
     # ECS reads it with the execution role; the local runner with the Airflow policy
     for resource, action in (("ExecutionRole", "ssm:GetParameters"),
                              ("AirflowPolicy", "ssm:GetParameter")):
@@ -102,10 +108,11 @@ def test_the_settings_output_names_the_credential_and_loads(moto_server, mode: s
         assert not settings.uses_app and settings.credential_store == "secretsmanager"
         assert settings.token_parameter == SECRET_ARN
         assert settings.github_app_installation_id is None  # only with GithubAuth app
-    # (moto keeps outputs whose condition is false: the template's own say, read statically)
-    outputs = effective(load_template(), parameters)["Outputs"]
-    assert ("TokenParameter" in outputs) == (mode == "token-secretsmanager")
-    assert ("GithubAppId" in outputs) == (mode == "app-ssm")
+    # outputs of the other mode are not there (conditions, in moto and read statically)
+    for outputs in (stack.outputs, effective(load_template(), parameters)["Outputs"]):
+        assert ("TokenParameter" in outputs) == (mode == "token-secretsmanager")
+        assert ("GithubAppId" in outputs) == ("GithubAppInstallationId" in outputs) == (
+            mode == "app-ssm")
 
 
 # -- the Fargate harness resolves Secrets Manager as ECS does ------------------------------------
