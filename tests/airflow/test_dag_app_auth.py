@@ -7,6 +7,9 @@ a simulator with a GitHub App installed on both owners whose installation tokens
   `GithubAuth=app` and each `CredentialStore`, played by devtools.fargate, which injects the
   key from the `valueFrom` of the task definition's secret as ECS does.
 
+And `github_git_url` through the DAG to the engine's `--git-url`, against a simulator that
+serves git on another origin than the API (as GHE.com with data residency does).
+
 Every private repository of the owner must be in the archive (an installation token
 cannot list `/user/repos`), and no line of the key and no installation token may appear in
 the task log, the task log files, XCom, rendered template fields or the ECS overrides.
@@ -188,3 +191,34 @@ def test_fargate_with_the_app_key_injected_by_the_stacks_task_definition(
     task = fargate.backend.tasks[settings["cluster"]][container.task_arn]
     assert_no_secret_anywhere(deployment, run, more=[json.dumps(task.overrides),
                                                      "\n".join(container.output)])
+
+
+# -- a git origin apart from the API's (GHE.com with data residency serves them apart) ----------
+
+
+def test_the_git_origin_setting_reaches_git_through_the_dag(deployment: AppDeployment) -> None:
+    split, stop = start_sim(split_git_host=True)
+    try:
+        assert split.git_root and split.git_root != split.root
+        settings = deployment.settings(
+            bucket=BUCKET, github_api_url=split.api, github_git_url=split.git_root,
+            engine_env=split.client_env(), owners=[deployment.owner])
+        run = deployment.run(month="2026-09", settings=settings, log_name="split-git-host")
+        # without the setting the engine derives the API's origin for git: the clone URLs
+        # are elsewhere and get no credential, so the private repositories are not archived
+        without = deployment.run(month="2026-08", log_name="split-git-host-derived",
+                                 settings={**settings, "github_git_url": None})
+    finally:
+        stop()
+    assert run.state == "success", run.log[-3000:]
+    assert f"--git-url {split.git_root}" in run.log  # the engine's command line, logged
+    _, manifest, archive = deployment.archive(key_of(deployment.owner, "2026-09"),
+                                              bucket=BUCKET)
+    private = [r.name for r in split.sim.world.repos_of(deployment.owner) if r.private]
+    names = set(archive.namelist())
+    assert private and all({f"repos/{n}/git.bundle", f"repos/{n}/git.empty.json"} & names
+                           for n in private), manifest.get("skipped")
+    assert deployment.sim.token not in run.log + without.log
+    if without.state == "success":
+        _, _, derived = deployment.archive(key_of(deployment.owner, "2026-08"), bucket=BUCKET)
+        assert not any(f"repos/{n}/git.bundle" in derived.namelist() for n in private)
