@@ -10,7 +10,8 @@ reachable, so this harness plays the part of the Fargate agent:
    container override, and builds the container's environment the way ECS does: the
    image's ENV, then the task definition's `environment`, then the override's, then the
    `secrets`, resolved from moto's SSM Parameter Store (`valueFrom` is a parameter name or
-   ARN; SecureStrings are decrypted) or Secrets Manager, then whatever the test adds
+   ARN; SecureStrings are decrypted) or Secrets Manager (a secret ARN, optionally with
+   ECS's `:json-key:version-stage:version-id` suffix), then whatever the test adds
    (`extra_env`: moto's endpoint and credentials stand in for the task role, the
    simulator's CA for GitHub's public one);
 3. it refuses to start the task the way ECS does when a secret cannot be read or the
@@ -33,6 +34,7 @@ reachable, so this harness plays the part of the Fargate agent:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -224,11 +226,10 @@ class FargateEmulator:
         values = {}
         for secret in secrets:
             source = secret["valueFrom"]
+            if source.startswith("arn:") and source.split(":")[2] == "secretsmanager":
+                values[secret["name"]] = self._secrets_manager_value(source)
+                continue
             try:
-                if source.startswith("arn:") and ":secretsmanager:" in source:
-                    sm = self._client("secretsmanager")
-                    values[secret["name"]] = sm.get_secret_value(SecretId=source)["SecretString"]
-                    continue
                 name = source.split(":parameter", 1)[1] if source.startswith("arn:") else source
                 ssm = self._client("ssm")
                 param = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
@@ -240,6 +241,41 @@ class FargateEmulator:
                     "execution resource retrieval failed: unable to retrieve secrets from ssm: "
                     f"service call has been retried 1 time(s): {code}: {source}") from e
         return values
+
+    def _secrets_manager_value(self, source: str) -> str:
+        """A Secrets Manager `valueFrom` as ECS reads it: the secret's ARN, optionally followed
+        by `:json-key:version-stage:version-id` (each part may be empty); the whole
+        SecretString, or one key of it when it is JSON. ECS injects no SecretBinary."""
+        parts = source.split(":")
+        arn = ":".join(parts[:7])
+        json_key, stage, version = (parts[7:] + ["", "", ""])[:3]
+        request = {"SecretId": arn}
+        if stage:
+            request["VersionStage"] = stage
+        if version:
+            request["VersionId"] = version
+        problem = None
+        try:
+            answer = self._client("secretsmanager").get_secret_value(**request)
+        except Exception as e:  # noqa: BLE001 - ECS reports whatever the call raised
+            code = getattr(e, "response", {}).get("Error", {}).get("Code", type(e).__name__)
+            problem = f"failed to fetch secret {arn} from secrets manager: {code}"
+        else:
+            value = answer.get("SecretString")
+            if value is None:
+                problem = f"secret {arn}: SecretBinary is not supported, use a SecretString"
+            elif json_key:
+                try:
+                    value = json.loads(value)[json_key]
+                except (ValueError, KeyError, TypeError):
+                    problem = (f"retrieved secret from Secrets Manager did not contain json key "
+                               f"{json_key}")
+        if problem:
+            raise TaskStartFailure(
+                "ResourceInitializationError: unable to pull secrets or registry auth: "
+                "execution resource retrieval failed: unable to retrieve secret from asm: "
+                f"service call has been retried 1 time(s): {problem}")
+        return value if isinstance(value, str) else json.dumps(value)
 
     def _open_log_stream(self, cdef: dict, task) -> tuple[str, str] | None:
         config = cdef.get("logConfiguration") or {}

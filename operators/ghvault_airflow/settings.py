@@ -26,6 +26,9 @@ ENV_PREFIX = "GHVAULT_"
 SETTINGS_TEMPLATE = "{{ var.value.get('" + VARIABLE_NAME + "', '') }}"
 
 RUNNERS = ("ecs", "local")
+CREDENTIAL_STORES = ("ssm", "secretsmanager")
+DEFAULT_TOKEN_PARAMETER = "/ghvault/github-token"
+APP_KEYS = ("github_app_id", "github_app_installation_id", "github_app_private_key_secret")
 COLD_STORAGE_CLASSES = ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR")
 # Variables the engine reads credentials from: they belong in the task definition's `secrets`
 # (ECS) or in SSM (local runner), never in settings that end up in overrides and logs.
@@ -62,8 +65,18 @@ class DeploymentSettings:
     log_group, log_stream_prefix
                            the task definition's awslogs group and stream prefix, to stream
                            the container's log into the Airflow task log
-    token_parameter        SSM SecureString holding the GitHub token
+    credential_store       where the GitHub credential lives: "ssm" (Parameter Store
+                           SecureString) or "secretsmanager" (a Secrets Manager secret)
+    token_parameter        the personal access token in that store: the SSM parameter's name
+                           or the secret's name or ARN (default /ghvault/github-token when
+                           no GitHub App is set)
+    github_app_id, github_app_installation_id, github_app_private_key_secret
+                           GitHub App credentials instead of a token: the App's numeric id,
+                           its installation's id (unset: the engine finds the installation on
+                           the owner) and where the App's private key (PEM) lives in the store
     github_api_url         GitHub API base URL (Enterprise: https://HOST/api/v3)
+    github_git_url         the git origin when it is not derived from github_api_url (the
+                           engine's --git-url; GHE.com: https://SUBDOMAIN.ghe.com)
     state_url              s3://bucket/prefix/ for HTTP validators kept between months
     sns_topic_arn          SNS topic for run summaries and failures
     glacier_storage_class  GLACIER, DEEP_ARCHIVE or GLACIER_IR
@@ -100,8 +113,13 @@ class DeploymentSettings:
     capacity_provider: str | None = None
     log_group: str | None = None
     log_stream_prefix: str = "ghvault"
-    token_parameter: str = "/ghvault/github-token"
+    credential_store: str = "ssm"
+    token_parameter: str | None = None
+    github_app_id: str | None = None
+    github_app_installation_id: str | None = None
+    github_app_private_key_secret: str | None = None
     github_api_url: str = "https://api.github.com"
+    github_git_url: str | None = None
     state_url: str | None = None
     sns_topic_arn: str | None = None
     glacier_storage_class: str = "GLACIER"
@@ -147,9 +165,28 @@ class DeploymentSettings:
                 f"{VARIABLE_NAME} has no 'bucket': set it to the S3 bucket that receives the "
                 f"archives (or set {ENV_PREFIX}BUCKET)."
             )
+        if not values.get("token_parameter") and not any(values.get(k) for k in APP_KEYS):
+            values["token_parameter"] = DEFAULT_TOKEN_PARAMETER
         settings = cls(**values)
         settings._validate()
         return settings
+
+    @property
+    def uses_app(self) -> bool:
+        """True when the engine authenticates as a GitHub App installation."""
+        return bool(self.github_app_id)
+
+    @property
+    def credential_name(self) -> str:
+        """The token's or the App key's name in the credential store."""
+        return (self.github_app_private_key_secret if self.uses_app
+                else self.token_parameter) or ""
+
+    @property
+    def credential_source(self) -> str:
+        """Where the credential lives, in words: 'the SSM parameter /x' or 'the Secrets
+        Manager secret y'."""
+        return describe_credential(self.credential_name, self.credential_store)
 
     def _validate(self) -> None:
         if self.bucket.startswith("s3://") or "/" in self.bucket:
@@ -187,8 +224,10 @@ class DeploymentSettings:
                                 "at once (2 is safe for one PAT)")
         if not re.fullmatch(r"[\w.-]{1,256}", self.pool):
             _fail("pool", f"is {self.pool!r}: use letters, digits, '_', '-' or '.'")
-        if not self.token_parameter:
-            _fail("token_parameter", "is empty: name the SSM SecureString holding the token")
+        if self.github_git_url and not re.match(r"^https?://[^/\s]+", self.github_git_url):
+            _fail("github_git_url", f"is {self.github_git_url!r}: use the git origin's https:// "
+                                    "URL such as https://SUBDOMAIN.ghe.com, or unset it")
+        self._validate_credentials()
         if not self.container_name:
             _fail("container_name", "is empty: name the ghvault container of the task definition")
         if not self.log_stream_prefix:
@@ -196,8 +235,45 @@ class DeploymentSettings:
         leaked = sorted(SECRET_ENV_NAMES & set(self.engine_env))
         if leaked:
             _fail("engine_env", f"sets {leaked[0]}: secrets do not belong in settings (they end "
-                                "up in ECS overrides and logs); store the token in the SSM "
-                                f"parameter {self.token_parameter}")
+                                "up in ECS overrides and logs); store the credential in "
+                                f"{self.credential_source}")
+        app_env = sorted({"GITHUB_APP_ID", "GITHUB_APP_INSTALLATION_ID"} & set(self.engine_env))
+        if app_env:
+            _fail("engine_env", f"sets {app_env[0]}: use the settings key "
+                                f"{app_env[0].lower()} instead")
+
+    def _validate_credentials(self) -> None:
+        """Either a token or App credentials, named in a store that can hold them."""
+        if self.credential_store not in CREDENTIAL_STORES:
+            _fail("credential_store", f"is {self.credential_store!r}: use 'ssm' (Parameter "
+                                      "Store SecureString) or 'secretsmanager'")
+        app_keys = [k for k in APP_KEYS if getattr(self, k)]
+        if self.token_parameter and app_keys:
+            _fail("token_parameter", f"is set together with {app_keys[0]}: use either a token "
+                                     "(token_parameter) or a GitHub App (github_app_id and "
+                                     "github_app_private_key_secret), not both")
+        if app_keys and not self.github_app_id:
+            _fail("github_app_id", f"is missing while {app_keys[0]} is set: set it to the "
+                                   "GitHub App's numeric id (the App's settings page)")
+        if self.github_app_id and not self.github_app_id.isdigit():
+            _fail("github_app_id", f"is {self.github_app_id!r}: use the App's numeric id, not "
+                                   "its name or client id")
+        if self.github_app_installation_id and not self.github_app_installation_id.isdigit():
+            _fail("github_app_installation_id", f"is {self.github_app_installation_id!r}: use "
+                                                "the installation's numeric id, or unset it")
+        if self.github_app_id and not self.github_app_private_key_secret:
+            _fail("github_app_private_key_secret",
+                  f"is missing for GitHub App {self.github_app_id}: name the "
+                  f"{'secret' if self.credential_store == 'secretsmanager' else 'SSM parameter'}"
+                  " holding the App's private key (PEM)")
+        name = self.credential_name
+        key = "github_app_private_key_secret" if self.uses_app else "token_parameter"
+        if self.credential_store == "ssm" and ":secretsmanager:" in name:
+            _fail(key, "is a Secrets Manager ARN while credential_store is 'ssm': set "
+                       "credential_store to 'secretsmanager', or name an SSM parameter")
+        if self.credential_store == "secretsmanager" and ":ssm:" in name:
+            _fail(key, "is an SSM parameter ARN while credential_store is 'secretsmanager': "
+                       "set credential_store to 'ssm', or name a Secrets Manager secret")
 
     def require_ecs(self) -> None:
         """Raise SettingsError unless everything a Fargate run needs is set."""
@@ -208,6 +284,15 @@ class DeploymentSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def describe_credential(name: str, store: str | None = None) -> str:
+    """'the SSM parameter NAME' or 'the Secrets Manager secret NAME'; without ``store``, from
+    the name (an ECS secret's valueFrom is a parameter name or ARN, or a secret ARN)."""
+    if store is None:
+        store = "secretsmanager" if ":secretsmanager:" in name else "ssm"
+    kind = "Secrets Manager secret" if store == "secretsmanager" else "SSM parameter"
+    return f"the {kind} {name}"
 
 
 def _fail(key: str, problem: str) -> None:
@@ -262,11 +347,13 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
             out[str(key)] = str(item)
         return out
     # str / str | None
+    if name in APP_KEYS[:2] and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # ids are numbers in JSON; the engine reads them as text
     if not isinstance(value, str):
         _fail(name, f"is {value!r}: use a string")
     if name == "prefix":
         return value.strip("/")
-    if name == "github_api_url":
+    if name in ("github_api_url", "github_git_url"):
         return value.rstrip("/")
     return value
 

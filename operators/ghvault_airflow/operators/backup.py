@@ -41,7 +41,12 @@ from ghvault_airflow.operators.engine import (  # noqa: F401  (the exceptions ar
     engine_error,
 )
 from ghvault_airflow.operators.local import LocalBackupOperator, LocalRunner, LocalVerifyOperator
-from ghvault_airflow.settings import DeploymentSettings, SettingsError, waiter_limits
+from ghvault_airflow.settings import (
+    DeploymentSettings,
+    SettingsError,
+    describe_credential,
+    waiter_limits,
+)
 
 # The runners other than the operator's own ECS path: name -> class(operator), with
 # execute(context) and stop(). Their names are settings.RUNNERS.
@@ -134,7 +139,7 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                 self.launch_type = "FARGATE"
         arguments = self.engine_argv(settings, month, key)
         self.overrides = self.overrides_for(settings, arguments, self.overrides)
-        self._token_source = self._token_source or settings.token_parameter
+        self._token_source = self._token_source or settings.credential_source
         self.set_waiter_limits(settings)
         return settings, month, key
 
@@ -206,15 +211,17 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
                 f"task definition {self.task_definition!r} has no container named "
                 f"{self.container_name!r} (it has {', '.join(sorted(containers))}): set "
                 "'container_name' in the settings.")
-        if any(e.get("name") == "GITHUB_TOKEN" for e in container.get("environment", [])):
+        plain = {e.get("name") for e in container.get("environment", [])}
+        for name in sorted(plain & {"GITHUB_TOKEN", "GITHUB_APP_PRIVATE_KEY"}):
             raise EngineConfigError(
-                f"task definition {self.task_definition!r} carries GITHUB_TOKEN as plain "
-                "environment: move it to the container's secrets (valueFrom the SSM parameter).")
+                f"task definition {self.task_definition!r} carries {name} as plain "
+                "environment: move it to the container's secrets (valueFrom the SSM parameter "
+                "or the Secrets Manager secret).")
         secrets = {s["name"]: s.get("valueFrom", "") for s in container.get("secrets", [])}
         if "GITHUB_TOKEN" in secrets:
-            self._token_source = secrets["GITHUB_TOKEN"]
+            self._token_source = describe_credential(secrets["GITHUB_TOKEN"])
         elif "GITHUB_APP_PRIVATE_KEY" in secrets:
-            self._token_source = secrets["GITHUB_APP_PRIVATE_KEY"]
+            self._token_source = describe_credential(secrets["GITHUB_APP_PRIVATE_KEY"])
         else:
             self.log.warning("Container %s of %s has no GITHUB_TOKEN secret: the engine will "
                              "have no token", self.container_name, self.task_definition)
@@ -287,9 +294,9 @@ class GithubBackupOperator(BackupContract, EcsRunTaskOperator):
         """The exception for a task ECS could not start, naming the likely fix."""
         lowered = reason.lower()
         if "secret" in lowered or "ssm" in lowered:
-            fix = (f"ECS could not inject the token: check that the SSM parameter "
-                   f"{self._token_source} exists and that the task execution role may "
-                   "ssm:GetParameters and kms:Decrypt it")
+            fix = (f"ECS could not inject the GitHub credential: check that "
+                   f"{self._token_source} exists and that the task execution role may read it "
+                   "(ssm:GetParameters or secretsmanager:GetSecretValue, and kms:Decrypt)")
         elif "cannotpullcontainer" in lowered:
             fix = ("the engine image cannot be pulled: push it to the registry the task "
                    f"definition {self.task_definition} names, and let the execution role pull it")

@@ -34,6 +34,8 @@ from ghvault_airflow.settings import (
 
 TOKEN_SCOPES = ("classic token scopes repo, read:org, read:user, gist; fine-grained: read access "
                 "to contents, issues, pull requests and metadata")
+APP_PERMISSIONS = ("read access to contents, metadata, issues, pull requests and, for an "
+                   "organisation, members")
 
 
 class BackupFailed(AirflowException):
@@ -72,7 +74,10 @@ EXIT_CODES: dict[Exit, type[BackupFailed]] = {
 
 def engine_error(code: int, *, owner: str, month: str, settings: DeploymentSettings, key: str,
                  token_source: str, where: str, log_lines: Sequence[str] = ()) -> BackupFailed:
-    """The exception for the engine's exit ``code``, with a message that says what to do."""
+    """The exception for the engine's exit ``code``, with a message that says what to do.
+
+    ``token_source`` says where the credential lives ("the SSM parameter /x", see
+    ``settings.describe_credential``)."""
     dest = f"s3://{settings.bucket}/{key}"
     reasons = {
         Exit.INTERNAL:
@@ -82,14 +87,19 @@ def engine_error(code: int, *, owner: str, month: str, settings: DeploymentSetti
             f"ghvault rejected its arguments or configuration backing up {owner} for {month} "
             f"(exit {code}): fix the DAG params (kinds, repository patterns) or the "
             f"{VARIABLE_NAME} Variable as the log lines below say",
-        Exit.AUTH:
+        Exit.AUTH: (
+            f"GitHub rejected the GitHub App credentials while backing up {owner} (exit {code}: "
+            f"wrong App id or private key, no installation on {owner}, or a missing "
+            f"permission): check github_app_id {settings.github_app_id}, the private key in "
+            f"{token_source} and the App's installation on {owner} ({APP_PERMISSIONS}); the log"
+            " lines below name the credential that failed" if settings.uses_app else
             f"GitHub rejected the token while backing up {owner} (exit {code}: missing, invalid,"
-            f" expired or lacking scopes): update the SSM parameter {token_source} with a token "
-            f"that can read {owner} ({TOKEN_SCOPES})",
+            f" expired or lacking scopes): update {token_source} with a token "
+            f"that can read {owner} ({TOKEN_SCOPES})"),
         Exit.OWNER_NOT_FOUND:
-            f"GitHub owner {owner!r} does not exist or is not visible to the token (exit {code}):"
-            f" fix the owner in the DAG's owners, or give the token in the SSM parameter "
-            f"{token_source} access to it",
+            f"GitHub owner {owner!r} does not exist or is not visible to the "
+            f"{'GitHub App' if settings.uses_app else 'token'} (exit {code}): fix the owner in "
+            f"the DAG's owners, or give the credential in {token_source} access to it",
         Exit.DESTINATION:
             f"ghvault could not write {dest} (exit {code}): check that bucket {settings.bucket} "
             f"exists and that {where} may s3:PutObject, s3:GetObject and "
@@ -154,6 +164,8 @@ def engine_arguments(settings: DeploymentSettings, *, owner: str, month: str, ke
     """``ghvault`` arguments (after the executable / container ENTRYPOINT). No secrets."""
     args = ["run", "--owner", owner, "--month", month, "--dest", f"s3://{settings.bucket}/{key}",
             "--api-url", settings.github_api_url]
+    if settings.github_git_url:
+        args += ["--git-url", settings.github_git_url]
     if settings.state_url:
         args += ["--state", settings.state_url]
     if kind_list := _as_list(kinds):

@@ -1,8 +1,9 @@
 """Run the ghvault engine as a subprocess of the Airflow worker (the `local` runner).
 
 For Airflow deployments without ECS, and for the embedded run (`make run`). Same arguments,
-XCom and exceptions as the ECS runner (`.backup.GithubBackupOperator`); the token is
-read from SSM at run time into the child's environment only.
+XCom and exceptions as the ECS runner (`.backup.GithubBackupOperator`); the token or the
+GitHub App's private key is read from SSM or Secrets Manager at run time into the child's
+environment only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.secrets_manager import SecretsManagerHook
 from airflow.providers.amazon.aws.hooks.ssm import SsmHook
 from airflow.sdk.log import mask_secret
 from botocore.exceptions import ClientError
@@ -36,6 +38,10 @@ from ghvault_airflow.settings import DeploymentSettings
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
            "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
+# The engine's credential variables: the worker's own never reach the child, only those read
+# from the settings' store (the engine would prefer a stray GITHUB_TOKEN to the App).
+CREDENTIAL_ENV = frozenset({"GITHUB_TOKEN", "GH_TOKEN", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY",
+                            "GITHUB_APP_INSTALLATION_ID"})
 
 
 class LocalRunner:
@@ -43,10 +49,11 @@ class LocalRunner:
 
     The runner of :class:`LocalBackupOperator`, and of :class:`~.backup.GithubBackupOperator`
     when the run's runner is ``local``: the operator says what to run (``engine_argv``,
-    ``needs_token``, ``engine_failure``, ``_result``), this class how. The token is read
-    from the SSM parameter named by the settings at run time and handed to the child
-    process in its environment only. AWS credentials, region and endpoint come from the
-    settings' Airflow connection when it defines them, else from the worker's environment.
+    ``needs_token``, ``engine_failure``, ``_result``), this class how. The token (or the
+    GitHub App's private key) is read from the SSM parameter or Secrets Manager secret the
+    settings name, at run time, and handed to the child process in its environment only.
+    AWS credentials, region and endpoint come from the settings' Airflow connection when it
+    defines them, else from the worker's environment.
     """
 
     name = "local"
@@ -62,42 +69,79 @@ class LocalRunner:
         settings, month, key = op._resolve(context)
         if op.writes_archive:
             op.note_replaced(context, settings, key)
-        env = {**os.environ, **self.aws_environment(settings), **settings.engine_env}
-        token = None
+        env = {name: value for name, value in os.environ.items() if name not in CREDENTIAL_ENV}
+        env.update(self.aws_environment(settings))
+        env.update(settings.engine_env)
+        secrets: list[str] = []
         if op.needs_token:
-            env["GITHUB_TOKEN"] = token = self.read_token(settings)
+            credentials = self.read_credentials(settings)
+            env.update(credentials)
+            secrets = secret_fragments(credentials)
         argv = self._command() + op.engine_argv(settings, month, key)
         self.log.info("%s %s for %s, s3://%s/%s: %s", op.doing, op.github_owner, month,
                       settings.bucket, key, " ".join(argv))
-        code, stdout, stderr = self._run(argv, env, token)
+        code, stdout, stderr = self._run(argv, env, secrets)
         if code != 0:
             raise op.engine_failure(code, settings=settings, month=month, key=key,
-                                    token_source=settings.token_parameter,
+                                    token_source=settings.credential_source,
                                     where="the worker's AWS credentials",
                                     log_lines=(stdout if op.reports_on_stdout
                                                else stderr)[-20:])
         return op._result(settings, month, key, parse_summary(stdout))
 
-    def read_token(self, settings: DeploymentSettings) -> str:
-        hook = SsmHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
-        name = settings.token_parameter
+    def read_credentials(self, settings: DeploymentSettings) -> dict[str, str]:
+        """The engine's credential variables: GITHUB_TOKEN, or GITHUB_APP_ID,
+        GITHUB_APP_PRIVATE_KEY (the PEM text) and GITHUB_APP_INSTALLATION_ID."""
+        what = "the GitHub App's private key" if settings.uses_app else "the GitHub token"
+        value = self.read_secret(settings, what).strip()
+        for fragment in secret_fragments({"": value}):
+            mask_secret(fragment)
+        if not settings.uses_app:
+            return {"GITHUB_TOKEN": value}
+        if not value.startswith("-----BEGIN"):
+            raise EngineAuthError(
+                f"{settings.credential_source} does not hold a PEM private key: store the .pem "
+                "file GitHub generated for the App in it (its text, BEGIN line included).")
+        env = {"GITHUB_APP_ID": settings.github_app_id, "GITHUB_APP_PRIVATE_KEY": value}
+        if settings.github_app_installation_id:
+            env["GITHUB_APP_INSTALLATION_ID"] = settings.github_app_installation_id
+        return env
+
+    def read_secret(self, settings: DeploymentSettings, what: str) -> str:
+        """The credential's text from SSM (SecureString, decrypted) or Secrets Manager."""
+        name, source = settings.credential_name, settings.credential_source
+        store = settings.credential_store
         try:
             with _no_wire_logging():
-                token = hook.get_parameter_value(name).strip()
+                if store == "secretsmanager":
+                    value = SecretsManagerHook(aws_conn_id=settings.aws_conn_id,
+                                               region_name=settings.region).get_secret(name)
+                else:
+                    value = SsmHook(aws_conn_id=settings.aws_conn_id,
+                                    region_name=settings.region).get_parameter_value(name)
         except ClientError as err:
             code = err.response["Error"]["Code"]
-            if code == "ParameterNotFound":
+            if code in ("ParameterNotFound", "ResourceNotFoundException"):
+                create = ("aws secretsmanager create-secret --name NAME --secret-string ..."
+                          if store == "secretsmanager" else
+                          f"aws ssm put-parameter --type SecureString --name {name} --value ...")
+                key = ("github_app_private_key_secret" if settings.uses_app
+                       else "token_parameter")
                 raise EngineConfigError(
-                    f"SSM parameter {name} does not exist: store the GitHub token there "
-                    f"(aws ssm put-parameter --type SecureString --name {name} --value ...) or "
-                    "set 'token_parameter' in the settings.") from err
+                    f"The {source[4:]} does not exist: store {what} there ({create}) "
+                    f"or set '{key}' in the settings.") from err
+            action = ("secretsmanager:GetSecretValue" if store == "secretsmanager"
+                      else "ssm:GetParameter")
             raise EngineConfigError(
-                f"cannot read SSM parameter {name} ({code}): allow ssm:GetParameter and "
-                "kms:Decrypt on it for the Airflow worker's AWS identity.") from err
-        if not token:
-            raise EngineAuthError(f"SSM parameter {name} is empty: store the GitHub token in it.")
-        mask_secret(token)
-        return token
+                f"cannot read {source} ({code}): allow {action} and kms:Decrypt on it for the "
+                "Airflow worker's AWS identity.") from err
+        if isinstance(value, bytes):  # SecretBinary: ECS cannot inject it either
+            raise EngineConfigError(
+                f"The {source[4:]} holds binary data: store {what} as its "
+                "SecretString (aws secretsmanager put-secret-value --secret-string ...).")
+        if not value or not value.strip():
+            raise EngineAuthError(f"The {source[4:]} is empty: store {what} in it.")
+        return value
 
     @staticmethod
     def aws_environment(settings: DeploymentSettings) -> dict[str, str]:
@@ -131,14 +175,16 @@ class LocalRunner:
             return [found]
         return [sys.executable, "-c", "import sys; from ghvault.cli import main; sys.exit(main())"]
 
-    def _run(self, argv: list[str], env: dict[str, str], token: str | None):
+    def _run(self, argv: list[str], env: dict[str, str], secrets: Sequence[str] = ()):
         """Run the engine; stream stderr into the task log; return (code, stdout, stderr tail)."""
         stdout: deque[str] = deque(maxlen=200)
         stderr: deque[str] = deque(maxlen=200)
 
         def clean(line: str) -> str:
             line = line.rstrip("\n")
-            return line.replace(token, "***") if token else line
+            for secret in secrets:
+                line = line.replace(secret, "***")
+            return line
 
         def pump_stderr(stream) -> None:
             for line in stream:
@@ -205,8 +251,8 @@ class LocalBackupOperator(BackupContract):
         self._runner = LocalRunner(self, self.engine_command)
         return self._runner.execute(context)
 
-    def read_token(self, settings: DeploymentSettings) -> str:
-        return LocalRunner(self).read_token(settings)
+    def read_credentials(self, settings: DeploymentSettings) -> dict[str, str]:
+        return LocalRunner(self).read_credentials(settings)
 
     aws_environment = staticmethod(LocalRunner.aws_environment)
 
@@ -240,3 +286,16 @@ class LocalVerifyOperator(VerifyContract, LocalBackupOperator):
 
     template_fields: Sequence[str] = (*LocalBackupOperator.template_fields, "verify_with")
     runner_kind = "local"
+
+
+def secret_fragments(credentials: dict[str, str]) -> list[str]:
+    """What to hide from logs: the token, or each line of a PEM key (a log line holds at most
+    one of them; the BEGIN/END lines are not secret). Longest first."""
+    out = set()
+    for name, value in credentials.items():
+        if name in ("GITHUB_APP_ID", "GITHUB_APP_INSTALLATION_ID"):
+            continue
+        out.add(value)
+        out.update(line.strip() for line in value.splitlines()
+                   if len(line.strip()) >= 16 and not line.startswith("-----"))
+    return sorted(out, key=len, reverse=True)
