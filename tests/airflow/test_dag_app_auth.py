@@ -63,7 +63,7 @@ class AppDeployment(Deployment):
     def run(self, **kwargs) -> Run:
         # a failure fails the run at once: no retries, no two-hour wait for a missing archive
         tweaks = {"backup.archive": {"timeout": 120, "poke_interval": 2},
-                  "backup.local": {"retries": 0}, "backup.ecs": {"retries": 0},
+                  "backup.backup": {"retries": 0},
                   **kwargs.pop("tweaks", {})}
         return super().run(tweaks=tweaks, **kwargs)
 
@@ -134,12 +134,11 @@ def test_local_runner_with_the_app_key_from_ssm_backs_up_user_and_org(
     run = deployment.run(month=MONTH, settings=deployment.app_settings(owners=owners),
                          log_name="app-ssm-local")
     assert run.state == "success", run.log[-3000:]
-    assert run.record.states("backup.local") == ["success", "success"]
+    assert run.record.states("backup.backup") == ["success", "success"]
     for owner in owners:
         assert_every_repository_archived(deployment, owner)
     assert_no_secret_anywhere(deployment, run)
-    assert "ghvault: backup of 2 owners for 2026-10 succeeded" == \
-        run.only_notification()["subject"]
+    assert run.only_notification()["subject"] == "ghvault: 2 of 2 owners succeeded for 2026-10"
 
 
 def test_local_runner_with_the_app_key_from_secrets_manager_and_an_installation_id(
@@ -178,9 +177,9 @@ def test_fargate_with_the_app_key_injected_by_the_stacks_task_definition(
 
     with FargateEmulator(moto_server.endpoint) as fargate:
         run = deployment.run(month=MONTH, settings=settings, log_name=f"app-{store}-ecs",
-                             tweaks={"backup.ecs": {"waiter_delay": 1, "retries": 0}})
+                             tweaks={"backup.backup": {"waiter_delay": 1, "retries": 0}})
     assert run.state == "success", run.log[-3000:]
-    assert run.record.states("backup.ecs") == ["success"]
+    assert run.record.states("backup.backup") == ["success"]
     container = fargate.runs[0]
     assert container.exit_code == 0 and container.secret_names == ["GITHUB_APP_PRIVATE_KEY"]
     assert container.environment["GITHUB_APP_ID"] == str(app["id"])
