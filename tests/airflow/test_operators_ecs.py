@@ -194,8 +194,8 @@ def test_ecs_exit_codes_become_specific_errors(ecs, deferrable, code, error, wor
 def test_a_task_ecs_cannot_start_names_the_fix(ecs, deferrable):
     reason = ("ResourceInitializationError: unable to pull secrets or registry auth: unable "
               "to retrieve secrets from ssm: AccessDeniedException")
-    with pytest.raises(TaskStartFailed, match="ECS could not inject the token: check that the "
-                                              f"SSM parameter {ecs.parameter} exists"):
+    with pytest.raises(TaskStartFailed, match="ECS could not inject the GitHub credential: check "
+                                              f"that the SSM parameter {ecs.parameter} exists"):
         run_ecs(ecs, deferrable, failed_start=reason)
     with pytest.raises(TaskStartFailed, match="the engine image cannot be pulled: push it"):
         run_ecs(ecs, deferrable, failed_start="CannotPullContainerError: ghvault:latest")
