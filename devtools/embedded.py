@@ -25,6 +25,11 @@ Environment:
                  both set: back up these owners (comma-separated) from real GitHub with this
                  token instead of the simulator (GITHUB_API_URL for GitHub Enterprise).
   RUN_SECONDS    keep moto and the simulator serving this long after the report (default 0)
+  FARGATE_RUNTIME
+                 how devtools.fargate runs the ECS tasks of a run with the ecs runner:
+                 `process` (default: this virtualenv's ghvault, no container engine needed)
+                 or `container` (the image `make image` built, ghvault:dev, in docker or
+                 podman; fails when no engine can start)
 
 Real AWS instead of moto: this script always plays AWS with moto (it creates resources and
 throws them away). Against a real account, deploy infra/ghvault.yaml (README, "Deploy to
@@ -383,6 +388,7 @@ def main() -> int:
     month = previous_month()
     home = RUN_DIR / "airflow"
     t0 = time.monotonic()
+    runtime = os.environ.get("FARGATE_RUNTIME", "process")
     with ExitStack() as stack:
         print("starting moto (AWS)", flush=True)
         aws = Aws(stack.enter_context(moto_server()))
@@ -397,8 +403,13 @@ def main() -> int:
                   "data and caches it", flush=True)
             sim = stack.enter_context(simulator(size, port))
             owners, token, api_url = list(sim["owners"].values()), sim["token"], sim["api_url"]
-            engine_env = {"SSL_CERT_FILE": sim["ca_cert"], "GIT_SSL_CAINFO": sim["ca_cert"],
-                          "REQUESTS_CA_BUNDLE": sim["ca_cert"]}
+            ca = sim["ca_cert"]
+            if runtime == "container":  # a copy the image's user can reach (not under ~)
+                RUN_DIR.mkdir(exist_ok=True)
+                ca = str(RUN_DIR / "sim-ca.pem")
+                Path(ca).write_bytes(Path(sim["ca_cert"]).read_bytes())
+                Path(ca).chmod(0o644)
+            engine_env = {"SSL_CERT_FILE": ca, "GIT_SSL_CAINFO": ca, "REQUESTS_CA_BUNDLE": ca}
             print(f"simulator at {sim['root_url']} (owners {', '.join(owners)})", flush=True)
         resources = provision_stack(aws, token)
         deployed = resources["stack"]
@@ -422,7 +433,10 @@ def main() -> int:
         t1 = time.monotonic()
         # Tasks the run starts on the stack's ECS cluster (runner ecs, its verification) run by
         # devtools.fargate with the stack's task definition, as Fargate would run them.
-        with FargateEmulator(aws.endpoint, region=aws.region):
+        mounts = {p: p for p in {v for k, v in engine_env.items() if k.endswith(
+            ("_CERT_FILE", "_CAINFO", "_CA_BUNDLE"))}}  # the simulator's CA, at its path
+        with FargateEmulator(aws.endpoint, region=aws.region, runtime=runtime,
+                             mounts=mounts if runtime == "container" else None):
             result = airflow(env, "dags", "test", DAG_ID, logical, log=log, check=False)
         print(f"dags test finished in {time.monotonic() - t1:.0f}s (exit {result.returncode})")
         record = RunRecord(home)

@@ -11,49 +11,89 @@ reachable, so this harness plays the part of the Fargate agent:
    image's ENV, then the task definition's `environment`, then the override's, then the
    `secrets`, resolved from moto's SSM Parameter Store (`valueFrom` is a parameter name or
    ARN; SecureStrings are decrypted) or Secrets Manager (a secret ARN, optionally with
-   ECS's `:json-key:version-stage:version-id` suffix), then whatever the test adds
-   (`extra_env`: moto's endpoint and credentials stand in for the task role, the
-   simulator's CA for GitHub's public one);
-3. it refuses to start the task the way ECS does when a secret cannot be read or the
-   awslogs log group does not exist (`stopCode` TaskFailedToStart, a
-   ResourceInitializationError reason, a STOPPED container without an exit code), or
-   when the test asked for it (`fail_next_start`);
-4. otherwise it runs the image's ENTRYPOINT (`ghvault`, from this virtualenv) with the
-   override's command, streams the merged stdout/stderr into the awslogs stream
+   ECS's `:json-key:version-stage:version-id` suffix), then whatever the caller adds
+   (`extra_env`; by default moto's endpoint and test credentials, see `moto_env`);
+3. it refuses to start the task the way ECS does when a secret cannot be read, the
+   awslogs log group does not exist or the image cannot be "pulled" (`stopCode`
+   TaskFailedToStart, a ResourceInitializationError or CannotPullContainerError reason, a
+   STOPPED container without an exit code), or when the caller asked for it
+   (`fail_next_start`);
+4. otherwise it runs the container with the runtime the caller chose (`runtime=`, no
+   fallback; devtools/fargate_runtime.py):
+   - "container": the task definition's image in the machine's container engine, where
+     `image_map` names the local image for it (`ghvault_images`: any repository `ghvault`
+     or `.../ghvault`, e.g. the stack's ECR URI, runs the local `ghvault:dev`), with the
+     definition's `entryPoint`, `user`, `workingDirectory`, `readonlyRootFilesystem` and
+     `mountPoints` (task volumes are anonymous volumes, as Fargate's ephemeral storage),
+     the override's command, on the host network, `mounts` bound read-only (the test CA);
+   - "process": the image's ENTRYPOINT (`ghvault` from this virtualenv) with that command;
+   streaming the merged stdout/stderr into the awslogs stream
    `<prefix>/<container>/<task id>` in moto's CloudWatch Logs, as the awslogs driver does;
 5. and records the real exit code: container `lastStatus` STOPPED with `exitCode`, task
-   `stopCode` EssentialContainerExited, `desiredStatus` and `lastStatus` STOPPED. The
-   amazon provider's own waiter and success check then decide, exactly as against ECS.
+   `stopCode` EssentialContainerExited (UserInitiated after StopTask), `desiredStatus` and
+   `lastStatus` STOPPED. The amazon provider's own waiter and success check then decide,
+   exactly as against ECS.
 
-`stop_task` (the provider's `on_kill`) kills the running process.
+StopTask (the provider's `on_kill`) sets `desiredStatus` STOPPED and leaves the task
+running until its container has exited, as ECS does (moto would mark it STOPPED at once):
+SIGTERM, then SIGKILL after the definition's `stopTimeout` (Fargate's default 30 s).
 
-    with FargateEmulator(moto.endpoint, extra_env={...}) as fargate:
+    with FargateEmulator(moto.endpoint, runtime="container", docker=client,
+                         image_map=ghvault_images("ghvault:dev"),
+                         mounts={ca: ca}) as fargate:
         ...  # run the DAG; every task moto receives is run
         fargate.runs  # what ran: command, environment names, exit code, output
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import boto3
 
-DEFAULT_ACCOUNT = "123456789012"
-GHVAULT = str(Path(sys.executable).with_name("ghvault"))
+from devtools.fargate_runtime import (
+    DEFAULT_STOP_TIMEOUT,
+    IMAGE_CMD,
+    ContainerRuntime,
+    ContainerSpec,
+    LogShipper,
+    ProcessRuntime,
+)
 
-# What the image (image/Dockerfile) sets: ENTRYPOINT, CMD and ENV.
-IMAGE_ENTRYPOINT = [GHVAULT]
-IMAGE_CMD = ["--help"]
-IMAGE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
+DEFAULT_ACCOUNT = "123456789012"
+LOCAL_IMAGE = "ghvault:dev"  # what `make image` builds
+
+
+def ghvault_images(local: str = LOCAL_IMAGE) -> Callable[[str], str | None]:
+    """The image map for ghvault's task definitions: an image whose repository is `ghvault`
+    or ends in `/ghvault` (`ghvault:latest`, `<account>.dkr.ecr.<region>.amazonaws.com/
+    ns/ghvault:0.1.0`) runs as the local build `local`; any other cannot be pulled."""
+
+    def resolve(image: str) -> str | None:
+        ref = image.split("@", 1)[0]
+        head, _, last = ref.rpartition("/")
+        repository = f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+        return local if repository == "ghvault" or repository.endswith("/ghvault") else None
+
+    return resolve
+
+
+def moto_env(endpoint: str, region: str) -> dict[str, str]:
+    """How the container reaches moto. On ECS the task role's credentials come from the
+    container credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI); here moto's
+    test credentials are passed explicitly, and AWS_ENDPOINT_URL points every client at
+    moto (on 127.0.0.1: the container shares the host's network)."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": region}
 
 
 @dataclass
@@ -81,17 +121,28 @@ class TaskStartFailure(Exception):
 class FargateEmulator:
     """Run the tasks that moto's ECS receives; see the module docstring."""
 
-    def __init__(self, endpoint: str, *, region: str = "us-east-1",
+    def __init__(self, endpoint: str, *, runtime: Literal["container", "process"],
+                 docker=None, image_map: Callable[[str], str | None] | None = None,
+                 mounts: dict[str, str] | None = None, region: str = "us-east-1",
                  account_id: str = DEFAULT_ACCOUNT, extra_env: dict[str, str] | None = None,
                  entrypoint: list[str] | None = None, poll_interval: float = 0.1,
                  timeout: float = 900) -> None:
+        """runtime "container" runs the images (`docker`: a docker.DockerClient, else one is
+        opened with devtools.containers and a missing engine raises EngineError); "process"
+        runs `entrypoint` (default: this virtualenv's ghvault) for every task."""
+        if runtime not in ("container", "process"):
+            raise ValueError(f"runtime must be 'container' or 'process', not {runtime!r}")
         self.endpoint = endpoint
         self.region = region
         self.account_id = account_id
-        self.extra_env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                          "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": region,
-                          **(extra_env or {})}
-        self.entrypoint = entrypoint or IMAGE_ENTRYPOINT
+        self.extra_env = {**moto_env(endpoint, region), **(extra_env or {})}
+        self.runtime_name = runtime
+        self.docker = docker
+        self.image_map = image_map or ghvault_images()
+        self.mounts = dict(mounts or {})
+        self.entrypoint = entrypoint
+        self.runtime: ContainerRuntime | ProcessRuntime | None = None
+        self._resources = contextlib.ExitStack()
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.runs: list[ContainerRun] = []
@@ -116,8 +167,20 @@ class FargateEmulator:
         from moto.moto_api import state_manager
 
         # The harness, not describe_tasks, moves tasks: freeze moto's own progression.
+        if self.runtime_name == "container":
+            if self.docker is None:
+                from devtools.containers import docker_client
+
+                self.docker, _ = self._resources.enter_context(docker_client())
+            self.docker.ping()  # an engine that does not answer fails here, not in a task
+            self.runtime = ContainerRuntime(self.docker)
+        else:
+            self.runtime = ProcessRuntime()
         state_manager.set_transition(model_name="ecs::task",
                                      transition={"progression": "manual", "times": 10**9})
+        # StopTask as ECS: desiredStatus STOPPED now, lastStatus once the container exited.
+        backend = self.backend
+        backend.stop_task = self._stop_task
         self._seen.update(self._all_tasks())  # tasks from before the harness are not ours
         self._thread = threading.Thread(target=self._watch, name="fargate-watch", daemon=True)
         self._thread.start()
@@ -131,7 +194,21 @@ class FargateEmulator:
         for worker in self._workers:
             worker.join(timeout=30)
         state_manager.unset_transition(model_name="ecs::task")
+        vars(self.backend).pop("stop_task", None)  # moto's own method again
         self._scratch.cleanup()
+        self._resources.close()
+
+    def _stop_task(self, cluster_str: str, task_str: str, reason: str):
+        task_id = task_str.split("/")[-1]
+        cluster = self.backend._get_cluster(cluster_str)
+        for arn, task in self.backend.tasks.get(cluster.name, {}).items():
+            if arn.endswith(task_id):
+                if task.desired_status != "STOPPED":
+                    task.desired_status = "STOPPED"
+                    task.stopped_reason = reason or "Task stopped by user"
+                    task.user_stopped = True
+                return task
+        raise Exception(f"Could not find task {task_str} on cluster {cluster.name}")
 
     def fail_next_start(self, reason: str = "CannotPullContainerError: pull image manifest "
                         "has been retried 5 time(s): ghvault:latest: not found") -> None:
@@ -194,23 +271,28 @@ class FargateEmulator:
                 failure = self._start_failures.pop(0) if self._start_failures else None
             if failure:
                 raise TaskStartFailure(failure)
+            image = self._local_image(cdef["image"])
             secrets = self._resolve_secrets(cdef.get("secrets", []))
             log_stream = self._open_log_stream(cdef, task)
         except TaskStartFailure as e:
             self._record_stop(task, run, None, "TaskFailedToStart", str(e))
             return
 
-        home = Path(self._scratch.name) / task.id
-        home.mkdir(parents=True, exist_ok=True)
-        env = {"PATH": f"{Path(GHVAULT).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               "HOME": str(home), "TMPDIR": str(home), **IMAGE_ENV}
-        env.update({e["name"]: e["value"] for e in cdef.get("environment", [])})
+        env = {e["name"]: e["value"] for e in cdef.get("environment", [])}
         env.update({e["name"]: e["value"] for e in override.get("environment", [])})
         env.update(secrets)
         env.update(self.extra_env)
-        command = list(override.get("command") or cdef.get("command") or IMAGE_CMD)
-        argv = list(cdef.get("entryPoint") or self.entrypoint) + command
-        run.command = command
+        scratch = Path(self._scratch.name) / task.id
+        scratch.mkdir(parents=True, exist_ok=True)
+        spec = ContainerSpec(
+            image=image, entrypoint=cdef.get("entryPoint") or self.entrypoint,
+            command=list(override.get("command") or cdef.get("command") or IMAGE_CMD),
+            environment=env, user=cdef.get("user"), working_dir=cdef.get("workingDirectory"),
+            read_only=bool(cdef.get("readonlyRootFilesystem")),
+            volumes=[m["containerPath"] for m in cdef.get("mountPoints", [])],
+            mounts=self.mounts, stop_timeout=int(cdef.get("stopTimeout") or
+                                                 DEFAULT_STOP_TIMEOUT), scratch=scratch)
+        run.command = spec.command
         run.secret_names = sorted(secrets)
         run.environment = {k: ("***" if k in secrets else v) for k, v in env.items()}
         run.log_stream = log_stream[1] if log_stream else None
@@ -218,9 +300,37 @@ class FargateEmulator:
         task.containers[0].last_status = "RUNNING"
         task.started_at = datetime.now(UTC)
         task.last_status = "RUNNING"
-        exit_code = self._run_container(task, argv, env, home, run, log_stream)
-        self._record_stop(task, run, exit_code, "EssentialContainerExited",
-                          "Essential container in task exited")
+        shipper = LogShipper(self._client("logs"), log_stream) if log_stream else None
+
+        def on_line(line: str) -> None:
+            run.output.append(line)
+            if shipper:
+                shipper.add(line)
+
+        deadline = time.monotonic() + self.timeout
+        exit_code = self.runtime.run(
+            spec, on_line, tick=shipper.tick if shipper else (lambda: None),
+            stop_requested=lambda: (task.desired_status == "STOPPED"
+                                    or time.monotonic() > deadline))
+        if shipper:
+            shipper.flush()
+        if getattr(task, "user_stopped", False):
+            self._record_stop(task, run, exit_code, "UserInitiated", task.stopped_reason)
+        else:
+            self._record_stop(task, run, exit_code, "EssentialContainerExited",
+                              "Essential container in task exited")
+
+    def _local_image(self, image: str) -> str:
+        """The local image the task definition's image runs as (container runtime)."""
+        if self.runtime_name == "process":
+            return image  # the process runtime runs this virtualenv's ghvault for any image
+        local = self.image_map(image)
+        why = (f"the harness's image_map names no local image for {image}" if local is None
+               else self.runtime.check_image(local))
+        if why:
+            raise TaskStartFailure("CannotPullContainerError: pull image manifest has been "
+                                   f"retried 5 time(s): {image}: not found ({why})")
+        return local
 
     def _resolve_secrets(self, secrets: list[dict]) -> dict[str, str]:
         values = {}
@@ -301,42 +411,6 @@ class FargateEmulator:
             ) from e
         return group, stream
 
-    def _run_container(self, task, argv: list[str], env: dict[str, str], cwd: Path,
-                       run: ContainerRun, log_stream: tuple[str, str] | None) -> int:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
-        shipper = _LogShipper(self._client("logs"), log_stream) if log_stream else None
-        reader = threading.Thread(target=self._read_output, args=(proc, run, shipper),
-                                  daemon=True)
-        reader.start()
-        deadline = time.monotonic() + self.timeout
-        while proc.poll() is None:
-            if shipper:
-                shipper.tick()
-            # stop_task (the provider's on_kill) sets desiredStatus STOPPED: SIGTERM, as ECS.
-            if task.desired_status == "STOPPED" or time.monotonic() > deadline:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                break
-            time.sleep(0.1)
-        proc.wait()
-        reader.join(timeout=30)
-        if shipper:
-            shipper.flush()
-        code = proc.returncode
-        return 128 - code if code < 0 else code  # killed by signal N -> 128+N, as Docker
-
-    @staticmethod
-    def _read_output(proc: subprocess.Popen, run: ContainerRun, shipper) -> None:
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            run.output.append(line)
-            if shipper:
-                shipper.add(line)
-
     @staticmethod
     def _record_stop(task, run: ContainerRun, exit_code: int | None, stop_code: str,
                      reason: str) -> None:
@@ -352,42 +426,3 @@ class FargateEmulator:
         task.last_status = "STOPPED"  # last: the waiter must not see a half-stopped task
         run.exit_code, run.stop_code, run.stopped_reason = exit_code, stop_code, reason
         run.finished.set()
-
-
-class _LogShipper:
-    """Puts container output into CloudWatch Logs in small batches, as the awslogs driver."""
-
-    def __init__(self, logs, group_stream: tuple[str, str], batch: int = 50,
-                 interval: float = 0.5) -> None:
-        self.logs = logs
-        self.group, self.stream = group_stream
-        self.batch = batch
-        self.interval = interval
-        self.pending: list[dict] = []
-        self.last_flush = time.monotonic()
-        self.last_ts = 0
-        self.lock = threading.Lock()
-
-    def add(self, line: str) -> None:
-        with self.lock:
-            # Strictly increasing timestamps keep the lines' order for readers sorting by time.
-            self.last_ts = max(int(time.time() * 1000), self.last_ts + 1)
-            self.pending.append({"timestamp": self.last_ts, "message": line or " "})
-            full = len(self.pending) >= self.batch
-        if full:
-            self.flush()
-        else:
-            self.tick()
-
-    def tick(self) -> None:
-        """Ship what waits once the interval has passed (called while the process runs)."""
-        if time.monotonic() - self.last_flush > self.interval:
-            self.flush()
-
-    def flush(self) -> None:
-        with self.lock:
-            events, self.pending = self.pending, []
-            self.last_flush = time.monotonic()
-            if events:
-                self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
-                                         logEvents=events)

@@ -7,7 +7,7 @@ network configuration) and the target's `Input` as RunTask's `overrides`. `fire`
 exactly that, with the role's credentials from STS, so `devtools.fargate` then runs the task
 as it runs any other:
 
-    with FargateEmulator(moto.endpoint) as fargate:
+    with FargateEmulator(moto.endpoint, runtime="process") as fargate:
         (arn,) = fire(aws, "ghvault-WatchdogSchedule")
         fargate.wait_idle()
 """

@@ -1,9 +1,14 @@
-"""Shared fixtures: one GitHub simulator per session (servers are shared, not restarted)."""
+"""Shared fixtures: one GitHub simulator per session (servers are shared, not restarted),
+moto's server, and the engine image with this machine's container engine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,3 +143,59 @@ def aws(moto_server, monkeypatch) -> Moto:
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE"):
         monkeypatch.delenv(key, raising=False)
     return moto_server
+
+
+# -- the engine image and the container engine -------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "ghvault:dev"
+
+
+@dataclass
+class Engine:
+    client: object  # docker.DockerClient
+    cli: str  # "docker" or "podman"
+    build_seconds: float
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """`make image`'s build (a no-op on a warm layer cache), then an SDK client.
+
+    No skip: where no container engine can start, every test using it fails with the
+    reason (CI must run them)."""
+    from devtools.containers import EngineError, docker_client
+
+    started = time.monotonic()
+    build = subprocess.run([sys.executable, "-m", "devtools.image", "--tag", IMAGE], cwd=ROOT,
+                           capture_output=True, text=True, timeout=1500)
+    took = time.monotonic() - started
+    if build.returncode != 0:
+        pytest.fail(f"`make image` failed, so no container test can run:\n"
+                    f"{(build.stdout + build.stderr)[-3000:]}", pytrace=False)
+    with contextlib.ExitStack() as stack:
+        try:
+            client, cli = stack.enter_context(docker_client())
+        except (EngineError, OSError) as exc:
+            pytest.fail(f"the container engine cannot start: {exc}", pytrace=False)
+        except Exception as exc:  # docker.errors.DockerException: the API did not answer
+            pytest.fail(f"the container engine's API does not answer: {exc}", pytrace=False)
+        yield Engine(client, cli, took)
+
+
+
+@pytest.fixture(scope="session")
+def container_ca(sim, tmp_path_factory) -> Path:
+    """The simulator's CA at a path the image's user (UID 10001) can reach when the file is
+    bound there in a container (the cached one lives under /root, which it cannot enter)."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("ca") / "ca.pem"
+    shutil.copy(sim.ca, copy)
+    copy.chmod(0o644)
+    return copy
+
+
+def ca_env(ca: Path) -> dict[str, str]:
+    """Environment a TLS client needs to trust the CA at this path."""
+    return {"SSL_CERT_FILE": str(ca), "REQUESTS_CA_BUNDLE": str(ca), "GIT_SSL_CAINFO": str(ca)}

@@ -175,7 +175,8 @@ def test_fargate_with_the_app_key_injected_by_the_stacks_task_definition(
     assert settings["github_app_id"] == str(app["id"]) and settings["token_parameter"] == ""
     assert settings["credential_store"] == store
 
-    with FargateEmulator(moto_server.endpoint) as fargate:
+    # the engine as a process: the image itself runs in the ECS tests of test_dag_e2e
+    with FargateEmulator(moto_server.endpoint, runtime="process") as fargate:
         run = deployment.run(month=MONTH, settings=settings, log_name=f"app-{store}-ecs",
                              tweaks={"backup.backup": {"waiter_delay": 1, "retries": 0}})
     assert run.state == "success", run.log[-3000:]

@@ -6,8 +6,10 @@ environment, except where a run needs what the CLI cannot express (no logical da
 shorter sensor timeout, no retries): those call the same `DAG.test()` the CLI calls, from a
 small script (`DAG_TEST`). The ECS runner goes through the real GithubBackupOperator and
 the amazon provider; `devtools.fargate.FargateEmulator` plays Fargate over moto: it runs the
-container command with the task definition's environment and its SSM secret, streams the
-output to CloudWatch Logs and records the real exit code on moto's task.
+engine image (`make image`'s ghvault:dev, built once per session by the `engine` fixture;
+no container engine fails these tests) with the task definition's environment, its SSM
+secret, read-only root, user and workdir volume, streams the output to CloudWatch Logs and
+records the real exit code on moto's task.
 
 Each run's SNS messages are read back through the SQS queue subscribed to the topic. The
 ECS failure cases poll ECS every second instead of every 15 s (`waiter_delay`).
@@ -42,7 +44,8 @@ from devtools.embedded import (
     provision,
     read_notifications,
 )
-from devtools.fargate import FargateEmulator
+from devtools.fargate import FargateEmulator, ghvault_images
+from tests.conftest import IMAGE, ca_env
 
 pytestmark = pytest.mark.slow
 
@@ -107,8 +110,9 @@ class Deployment:
     """moto resources + the Airflow home shared by every run of this module."""
 
     def __init__(self, home: Path, aws: Aws, sim, resources: dict,
-                 network: tuple[str, str]) -> None:
+                 network: tuple[str, str], ca: Path) -> None:
         self.home, self.aws, self.sim, self.resources = home, aws, sim, resources
+        self.ca = ca  # the simulator's CA, at the same path on the host and in the container
         self.subnet, self.security_group = network
         self.owner = sim.sim.world.owners["user"]
         self.org = sim.sim.world.owners["org"]
@@ -118,7 +122,7 @@ class Deployment:
             "bucket": BUCKET, "prefix": "github", "runner": "local", "region": "us-east-1",
             "owners": [self.owner], "token_parameter": self.resources["token_parameter"],
             "github_api_url": self.sim.api, "sns_topic_arn": self.resources["topic_arn"],
-            "engine_env": self.sim.client_env(),
+            "engine_env": ca_env(self.ca),
             "cluster": CLUSTER, "task_definition": "ghvault", "container_name": "ghvault",
             "subnets": [self.subnet], "security_groups": [self.security_group],
             "log_group": LOG_GROUP, "log_stream_prefix": "ghvault",
@@ -182,11 +186,16 @@ def register_ecs(aws: Aws, token_parameter: str) -> tuple[str, str]:
         containerDefinitions=[{
             "name": "ghvault", "image": "ghvault:latest", "essential": True, "memory": 2048,
             "environment": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+            # hardened as the image allows: read-only root, its non-root user, scratch on
+            # a task volume at its workdir
+            "readonlyRootFilesystem": True, "user": "10001", "workingDirectory": "/tmp/ghvault",
+            "mountPoints": [{"sourceVolume": "work", "containerPath": "/tmp/ghvault"}],
+            "stopTimeout": 30,
             "secrets": [{"name": "GITHUB_TOKEN", "valueFrom": arn}],
             "logConfiguration": {"logDriver": "awslogs", "options": {
                 "awslogs-group": LOG_GROUP, "awslogs-region": "us-east-1",
                 "awslogs-stream-prefix": "ghvault"}},
-        }])
+        }], volumes=[{"name": "work"}])
     subnet = ec2.describe_subnets()["Subnets"][0]
     group = ec2.create_security_group(GroupName="ghvault-backup", Description="ghvault task",
                                       VpcId=subnet["VpcId"])["GroupId"]
@@ -194,7 +203,7 @@ def register_ecs(aws: Aws, token_parameter: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, moto_server, sim) -> Deployment:
+def deployment(tmp_path_factory, moto_server, sim, container_ca) -> Deployment:
     aws = Aws(moto_server.endpoint)
     resources = provision(aws, BUCKET, sim.token, name="ghvault-e2e")
     s3 = aws.client("s3")
@@ -204,15 +213,23 @@ def deployment(tmp_path_factory, moto_server, sim) -> Deployment:
         "Rules": [{**LIFECYCLE_RULE, "Filter": {"Prefix": "other/"}}]})
     network = register_ecs(aws, resources["token_parameter"])
     home = tmp_path_factory.mktemp("airflow")
-    deployment = Deployment(home, aws, sim, resources, network)
+    deployment = Deployment(home, aws, sim, resources, network, container_ca)
     migrate(home, airflow_env(home, aws, deployment.settings()))
     return deployment
 
 
+def emulator(moto_server, engine, ca: Path, **kwargs) -> FargateEmulator:
+    """The harness running the engine image; the simulator's CA bound at its host path,
+    which the settings' engine_env names."""
+    return FargateEmulator(moto_server.endpoint, runtime="container", docker=engine.client,
+                           image_map=ghvault_images(IMAGE), mounts={str(ca): str(ca)},
+                           **kwargs)
+
+
 @pytest.fixture
-def fargate(moto_server):
-    with FargateEmulator(moto_server.endpoint) as emulator:
-        yield emulator
+def fargate(moto_server, engine, container_ca):
+    with emulator(moto_server, engine, container_ca) as running:
+        yield running
 
 
 def assert_backed_up(deployment: Deployment, run: Run, owner: str, month: str,
@@ -290,6 +307,10 @@ def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deploy
     # the provider streamed the container's CloudWatch log into the task log, and the
     # operator read the engine's summary line from it
     assert run.record.result("backup.backup", 0)["summary"]["owner"] == deployment.owner
+    events = deployment.aws.client("logs").get_log_events(
+        logGroupName=LOG_GROUP, logStreamName=container.log_stream)["events"]
+    assert [e["message"] for e in events] == container.output  # the container's own lines
+    assert json.loads(events[-1]["message"])["owner"] == deployment.owner
     assert run.record.result("backup.backup", 0, key="ecs_task_arn") == container.task_arn
     assert deployment.sim.token not in run.log
     note = run.only_notification()
@@ -358,10 +379,11 @@ def test_task_failing_to_start_fails_the_run(deployment: Deployment,
     assert fargate.runs[0].stop_code == "TaskFailedToStart"
 
 
-def test_missing_archive_fails_the_archive_sensor(deployment: Deployment, moto_server) -> None:
+def test_missing_archive_fails_the_archive_sensor(deployment: Deployment, moto_server,
+                                                  engine) -> None:
     # A container that exits 0 without writing anything: the backup "succeeds", the
     # sensor finds nothing at the key and fails when its timeout runs out.
-    with FargateEmulator(moto_server.endpoint, entrypoint=["true"]) as fargate:
+    with emulator(moto_server, engine, deployment.ca, entrypoint=["true"]) as fargate:
         run = deployment.run(month="2026-03", conf={"runner": "ecs"},
                              tweaks={"backup.archive": {"timeout": 3, "poke_interval": 1},
                                      "backup.backup": {"waiter_delay": 1}},
@@ -453,42 +475,6 @@ def test_trigger_with_a_logical_date_backs_up_the_month_before_it(
     assert_backed_up(deployment, run, deployment.owner, "2026-03", "backup.backup")
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=november)["KeyCount"] == 0
     assert run.only_notification()["subject"] == "ghvault: 1 of 1 owner succeeded for 2026-03"
-
-
-def test_fargate_emulator_runs_what_ecs_would_and_refuses_what_it_would_not(
-        deployment: Deployment, fargate: FargateEmulator) -> None:
-    ecs, logs = deployment.aws.client("ecs"), deployment.aws.client("logs")
-    network = {"awsvpcConfiguration": {"subnets": [deployment.subnet],
-                                       "securityGroups": [deployment.security_group]}}
-    broken = ecs.describe_task_definition(taskDefinition="ghvault")["taskDefinition"]
-    container = {**broken["containerDefinitions"][0],
-                 "secrets": [{"name": "GITHUB_TOKEN", "valueFrom": "/ghvault/no-such-token"}]}
-    ecs.register_task_definition(family="ghvault-no-secret", networkMode="awsvpc",
-                                 requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
-                                 containerDefinitions=[container])
-
-    def run(definition: str, command: list[str]) -> dict:
-        arn = ecs.run_task(cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE",
-                           networkConfiguration=network, overrides={"containerOverrides": [
-                               {"name": "ghvault", "command": command}]})["tasks"][0]["taskArn"]
-        ecs.get_waiter("tasks_stopped").wait(cluster=CLUSTER, tasks=[arn],
-                                             WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        return ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
-
-    ok = run("ghvault", ["run", "--help"])
-    assert ok["stopCode"] == "EssentialContainerExited"
-    assert ok["containers"][0]["lastStatus"] == "STOPPED"
-    assert ok["containers"][0]["exitCode"] == 0
-    stream = fargate.runs[-1].log_stream
-    assert stream == f"ghvault/ghvault/{ok['taskArn'].rsplit('/', 1)[1]}"
-    events = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream)["events"]
-    assert any("exit codes" in e["message"] for e in events)
-    assert run("ghvault", ["run", "--owner", "x"])["containers"][0]["exitCode"] == 2
-
-    refused = run("ghvault-no-secret", ["run", "--help"])
-    assert refused["stopCode"] == "TaskFailedToStart"
-    assert "ParameterNotFound" in refused["stoppedReason"]
-    assert "exitCode" not in refused["containers"][0]
 
 
 def test_the_deployment_creates_the_pool_from_the_settings(deployment: Deployment) -> None:

@@ -27,7 +27,7 @@ from devtools.embedded import (
     migrate,
     read_notifications,
 )
-from devtools.fargate import FargateEmulator
+from devtools.fargate import FargateEmulator, ghvault_images
 from devtools.stack import (
     TEMPLATE,
     deploy,
@@ -36,6 +36,7 @@ from devtools.stack import (
     resolved_properties,
 )
 from tests.airflow.cfn_conditions import effective
+from tests.conftest import IMAGE, ca_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_PARAMETER = "/ghvault/github-token"
@@ -300,15 +301,15 @@ def test_lifecycle_rule_satisfies_the_glacier_sensor_for_archives_of_every_size(
 
 
 @pytest.mark.slow
-def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, sim,
-                                                                 tmp_path) -> None:
+def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, sim, engine,
+                                                                 container_ca, tmp_path) -> None:
     aws = Aws(moto_server.endpoint)
     owner = sim.sim.world.owners["user"]
     # README, "Deploy to AWS": the token first (CloudFormation cannot create SecureStrings)
     aws.client("ssm").put_parameter(Name=TOKEN_PARAMETER, Value=sim.token, Type="SecureString",
                                     Overwrite=True)
     created = deploy(aws, "ghvault-e2e-stack", {"Owners": owner, "GithubApiUrl": sim.api,
-                                                "RepositoryName": "ghvault-e2e"})
+                                                "RepositoryName": "e2e/ghvault"})
     sqs, sns = aws.client("sqs"), aws.client("sns")
     queue = sqs.create_queue(QueueName="ghvault-stack-e2e")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
@@ -319,7 +320,7 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
     home = tmp_path / "airflow"
     env = airflow_env(home, aws, {}, extra={
         # the one thing the stack cannot know: how to trust the simulator's TLS certificate
-        "GHVAULT_ENGINE_ENV": json.dumps(sim.client_env()),
+        "GHVAULT_ENGINE_ENV": json.dumps(ca_env(container_ca)),
         # the deferred ECS waiter polls every second here instead of the default 30 s
         "GHVAULT_WAITER_DELAY_SECONDS": "1"})
     env.pop("AIRFLOW_VAR_GHVAULT_SETTINGS")  # the Variable comes from the metadata DB
@@ -332,7 +333,11 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
 
     month = "2026-10"
     log = tmp_path / "dags-test.log"
-    with FargateEmulator(moto_server.endpoint) as fargate:
+    # the stack's image (<account>.dkr.ecr...amazonaws.com/e2e/ghvault:0.1.0) runs as the
+    # local build; the simulator's CA is bound at the host path GHVAULT_ENGINE_ENV names
+    with FargateEmulator(moto_server.endpoint, runtime="container", docker=engine.client,
+                         image_map=ghvault_images(IMAGE),
+                         mounts={str(container_ca): str(container_ca)}) as fargate:
         result = airflow(env, "dags", "test", DAG_ID, logical_date_for(month), log=log,
                          check=False, timeout=600)
     text = log.read_text(errors="replace")

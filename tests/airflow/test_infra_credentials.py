@@ -153,7 +153,7 @@ def test_fargate_harness_injects_a_secret_a_json_key_of_it_or_refuses_to_start(
                               SecretString='{"token": "ghp_json_value"}')["ARN"]
     printer = [sys.executable, "-c", "import hashlib, os; print(hashlib.sha256("
                "os.environ['GITHUB_TOKEN'].encode()).hexdigest())"]
-    with FargateEmulator(moto_server.endpoint, entrypoint=printer) as fargate:
+    with FargateEmulator(moto_server.endpoint, runtime="process", entrypoint=printer) as fargate:
         for family, value_from, expected in (
                 ("plain", plain, "ghp_plain_value"),
                 ("json-key", f"{shaped}:token::", "ghp_json_value")):

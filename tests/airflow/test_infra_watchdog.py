@@ -18,9 +18,10 @@ import pytest
 from ghvault.contract import archive_key, expected_month, parse_summary, sidecar_key
 
 from devtools.embedded import Aws, read_notifications
-from devtools.fargate import FargateEmulator
+from devtools.fargate import FargateEmulator, ghvault_images
 from devtools.scheduler import fire, run_task_request
 from devtools.stack import deploy, load_template
+from tests.conftest import IMAGE
 
 TOKEN_PARAMETER = "/ghvault/github-token"
 
@@ -94,7 +95,7 @@ def stack(moto_server):
                                     Type="SecureString", Overwrite=True)
     return aws, deploy(aws, "ghvault-watchdog", {"Owners": "octocat,octo-org",
                                                  "WatchdogDay": "5",
-                                                 "RepositoryName": "ghvault-watchdog"})
+                                                 "RepositoryName": "watchdog/ghvault"})
 
 
 def test_the_stack_creates_the_schedule_moto_cannot(stack) -> None:
@@ -121,7 +122,8 @@ def test_the_stack_creates_the_schedule_moto_cannot(stack) -> None:
 
 
 @pytest.mark.slow
-def test_the_schedule_fires_a_fargate_task_that_reports_the_missing_owner(stack) -> None:
+def test_the_schedule_fires_a_fargate_task_that_reports_the_missing_owner(stack,
+                                                                         engine) -> None:
     aws, created = stack
     outputs = created.outputs
     bucket, topic = outputs["Bucket"], outputs["SnsTopicArn"]
@@ -137,7 +139,9 @@ def test_the_schedule_fires_a_fargate_task_that_reports_the_missing_owner(stack)
         "Attributes"]["QueueArn"]
     aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
 
-    with FargateEmulator(aws.endpoint) as fargate:
+    # the stack's image (.../watchdog/ghvault) runs as the local build in the engine
+    with FargateEmulator(aws.endpoint, runtime="container", docker=engine.client,
+                         image_map=ghvault_images(IMAGE)) as fargate:
         (task_arn,) = fire(aws, "ghvault-watchdog-WatchdogSchedule")
         for _ in range(100):  # the harness picks the task up within its poll interval
             if fargate.runs:

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOKEN, RunningSim, start_sim
-from tests.container.conftest import IMAGE, Engine
+from tests.conftest import IMAGE, TOKEN, Engine, RunningSim, start_sim
 from tests.github_sim.faults import Faults
 
 pytestmark = pytest.mark.slow
