@@ -2,13 +2,13 @@
 LocalExecutor, PostgreSQL): see tests/airflow/scheduler_harness.py for the deployment.
 
 Each test works on months no other test touches, so they can run alone (`-k`) or together;
-the first one needs the DAG still paused, as it is when deployed:
+each waits first for the catch-up of the first deployment to end:
 
 | test                         | how the run starts                      | month(s)          |
 |------------------------------|-----------------------------------------|-------------------|
-| first unpause (catch-up)     | the scheduler, on unpause               | the month before now |
+| first deployment (catch-up)  | the scheduler, once the DAG is parsed   | the month before now |
 | backfill                     | airflow backfill create 05-01..07-31    | 2026-05..07       |
-| logical date                 | airflow dags trigger -l 2026-04-01      | 2026-03           |
+| logical date                 | airflow dags trigger -l 2026-04-01T06:00| 2026-03           |
 | clear and rerun              | -l 2026-09-15, then cleared             | 2026-08           |
 | a failing owner              | -l 2026-10-15                           | 2026-09           |
 | deferrable ECS               | -l 2026-11-15, runner ecs               | 2026-10           |
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from datetime import UTC, datetime
 from itertools import combinations
@@ -31,6 +32,7 @@ from tests.airflow.scheduler_harness import SchedulerStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
 NO_SUCH_OWNER = "no-such-owner-404"
+BACKUP = "backup.backup"  # the mapped backup task, whichever runner
 
 
 def key(stack: SchedulerStack, owner: str, month: str) -> str:
@@ -60,35 +62,46 @@ def successes(stack: SchedulerStack, month: str) -> list[dict]:
     return stack.notifications(status="success", month=month)
 
 
-def ensure_caught_up(stack: SchedulerStack) -> None:
-    """Tests after the first run with the DAG unpaused and its catch-up finished."""
-    if stack.paused():
-        stack.unpause_and_catch_up()
+def caught_up(stack: SchedulerStack) -> list[dict]:
+    """The scheduled runs of the first deployment's catch-up, finished (later tests start
+    once it is over, so that only their own runs write their months)."""
+    return stack.unpause_and_catch_up()
 
 
-def test_first_unpause_backs_up_only_the_catch_up_months(scheduler: SchedulerStack) -> None:
-    assert scheduler.paused(), "the DAG must be deployed paused (dags_are_paused_at_creation)"
-    before = scheduler.archives()
+def test_first_deployment_backs_up_only_the_catch_up_months(
+        scheduler: SchedulerStack) -> None:
+    # deployed unpaused: a paused DAG would ignore `airflow backfill create` without a word
+    assert not scheduler.paused(), "the DAG must be created unpaused"
     now = datetime.now(UTC)
     last = f"{now.year - 1}-12" if now.month == 1 else f"{now.year}-{now.month - 1:02d}"
-    runs = scheduler.unpause_and_catch_up()
-    # the scheduler queued a run for every month since start_date, but only the policy's
-    # month (catchup_months: 1, the month before the first run) holds a backup
-    assert runs and all(r["state"] == "success" for r in runs), \
+    runs = caught_up(scheduler)
+    # the scheduler queued a run for every month since start_date; only the policy's month
+    # (catchup_months 1: the month before the first run) was backed up, the others skipped
+    assert all(r["state"] == "success" for r in runs), \
         [(r["dag_run_id"], r["state"]) for r in runs]
-    assert written(scheduler, before) == expected_keys(scheduler, scheduler.owners, [last])
+    backed_up = {}
+    for run in runs:
+        states = {t["task_id"]: t["state"] for t in scheduler.task_instances(run["dag_run_id"])
+                  if t["task_id"] in ("plan", BACKUP)}
+        backed_up[run["data_interval_start"][:7]] = states["plan"] == "success"
+        assert states["plan"] in ("success", "skipped"), (run["dag_run_id"], states)
+    assert [m for m, yes in backed_up.items() if yes] == [last], backed_up
+    assert len(backed_up) > 1, "start_date lies months back: the catch-up has older months"
     for owner in scheduler.owners:
         sidecar, inner = manifests(scheduler, owner, last)
         assert sidecar["month"] == inner["month"] == last and sidecar["owner"] == owner
-    sent = [m for m in scheduler.notifications(status="success")]
-    assert [m["attributes"]["month"] for m in sent] == [last], [m["subject"] for m in sent]
-    assert "2 of 2 owners succeeded" in sent[0]["subject"]
+    scheduled = [m for m in scheduler.notifications()
+                 if re.search(r"run \S+ \(scheduled\)", m["message"])]
+    assert [m["attributes"]["month"] for m in scheduled] == [last], \
+        [m["subject"] for m in scheduled]
+    assert "2 of 2 owners succeeded" in scheduled[0]["subject"]
 
 
 def test_backfill_of_three_months(scheduler: SchedulerStack) -> None:
-    ensure_caught_up(scheduler)
+    caught_up(scheduler)
     before, months = scheduler.archives(), ["2026-05", "2026-06", "2026-07"]
-    scheduler.backfill("2026-05-01", "2026-07-31")
+    # the catch-up left a (skipped) run on each of these dates: ask for them again
+    scheduler.backfill("2026-05-01", "2026-07-31", "--reprocess-behavior", "completed")
     runs = scheduler.wait_runs(lambda r: r["run_type"] == "backfill"
                                and r["logical_date"][:7] in months, 3, timeout=300)
     assert sorted(r["data_interval_start"][:7] for r in runs) == months
@@ -105,9 +118,11 @@ def test_backfill_of_three_months(scheduler: SchedulerStack) -> None:
 
 def test_trigger_with_a_logical_date_backs_up_the_month_before(
         scheduler: SchedulerStack) -> None:
-    ensure_caught_up(scheduler)
+    caught_up(scheduler)
     before, owner = scheduler.archives(), scheduler.owners[0]
-    run_id = scheduler.trigger("manual-l-2026-04-01", "2026-04-01", {"owners": [owner]})
+    # (2026-04-01T00:00 itself has the catch-up's run: one run per logical date)
+    run_id = scheduler.trigger("manual-l-2026-04-01", "2026-04-01T06:00:00+00:00",
+                               {"owners": [owner]})
     scheduler.wait_runs(lambda r: r["dag_run_id"] == run_id, 1)
     assert written(scheduler, before) == expected_keys(scheduler, [owner], ["2026-03"])
     sidecar, inner = manifests(scheduler, owner, "2026-03")
@@ -117,7 +132,7 @@ def test_trigger_with_a_logical_date_backs_up_the_month_before(
 
 def test_clear_and_rerun_replaces_the_archive_and_keeps_the_previous_version(
         scheduler: SchedulerStack) -> None:
-    ensure_caught_up(scheduler)
+    caught_up(scheduler)
     owner, month = scheduler.owners[0], "2026-08"
     run_id = scheduler.trigger("rerun-2026-09-15", "2026-09-15",
                                {"owners": [owner], "verify": True})
@@ -143,7 +158,7 @@ def test_clear_and_rerun_replaces_the_archive_and_keeps_the_previous_version(
 
 
 def test_a_failing_owner_beside_a_succeeding_one(scheduler: SchedulerStack) -> None:
-    ensure_caught_up(scheduler)
+    caught_up(scheduler)
     owner, month = scheduler.owners[0], "2026-09"
     before = scheduler.archives()
     run_id = scheduler.trigger("owners-2026-10-15", "2026-10-15",
@@ -151,7 +166,7 @@ def test_a_failing_owner_beside_a_succeeding_one(scheduler: SchedulerStack) -> N
     scheduler.wait_runs(lambda r: r["dag_run_id"] == run_id, 1, expect="failed")
     assert written(scheduler, before) == expected_keys(scheduler, [owner], [month])
     backups = {t["rendered_map_index"]: t for t in scheduler.task_instances(run_id)
-               if t["task_id"] == "backup.run"}
+               if t["task_id"] == BACKUP}
     assert backups[owner]["state"] == "success"
     # an unknown owner is not retried: it failed at once
     assert backups[NO_SUCH_OWNER]["state"] == "failed"
@@ -167,7 +182,7 @@ def test_a_failing_owner_beside_a_succeeding_one(scheduler: SchedulerStack) -> N
 
 def test_deferrable_ecs_runner_through_the_triggerer(scheduler: SchedulerStack,
                                                      moto_server) -> None:
-    ensure_caught_up(scheduler)
+    caught_up(scheduler)
     owner, month = scheduler.owners[0], "2026-10"
     seen: set[str] = set()
     with FargateEmulator(moto_server.endpoint) as fargate:
@@ -175,7 +190,7 @@ def test_deferrable_ecs_runner_through_the_triggerer(scheduler: SchedulerStack,
                                    {"owners": [owner], "runner": "ecs"})
 
         def finished() -> bool:
-            seen.update(t["state"] for t in scheduler.task_instances(run_id, "backup.run"))
+            seen.update(t["state"] for t in scheduler.task_instances(run_id, BACKUP))
             return scheduler.run(run_id)["state"] in ("success", "failed")
 
         scheduler.wait_for(finished, 300, f"run {run_id} (ECS) to finish", interval=0.5)
@@ -192,11 +207,12 @@ def test_deferrable_ecs_runner_through_the_triggerer(scheduler: SchedulerStack,
 
 
 def test_the_pool_bounds_concurrent_backups(scheduler: SchedulerStack) -> None:
-    ensure_caught_up(scheduler)
-    pool = scheduler.rest("GET", f"/api/v2/pools/{scheduler.settings.get('pool', 'ghvault')}")
+    caught_up(scheduler)
+    pool = scheduler.rest("GET", f"/api/v2/pools/{scheduler.pool}")
     assert pool["slots"] == 1
     runs = [scheduler.trigger("pool-2026-02-15", "2026-02-15"),
-            scheduler.trigger("pool-2026-03-15", "2026-03-15")]
+            scheduler.trigger("pool-2026-03-15", "2026-03-15",
+                              {"owners": [scheduler.owners[0]]})]
     done = scheduler.wait_runs(lambda r: r["dag_run_id"] in runs, 2, timeout=300)
     # both runs were under way at the same time ...
     (a, b) = done
@@ -204,7 +220,7 @@ def test_the_pool_bounds_concurrent_backups(scheduler: SchedulerStack) -> None:
     # ... yet no two backups (or verifications) in the pool ever ran at once
     pooled = [t for run in runs for t in scheduler.task_instances(run)
               if t["pool"] == pool["name"] and t["state"] == "success"]
-    assert len([t for t in pooled if t["task_id"] == "backup.run"]) == 4
+    assert len([t for t in pooled if t["task_id"] == BACKUP]) == 3
     for x, y in combinations(pooled, 2):
         assert x["end_date"] <= y["start_date"] or y["end_date"] <= x["start_date"], (
             f"{x['task_id']}[{x['rendered_map_index']}] of {x['dag_run_id']} "
