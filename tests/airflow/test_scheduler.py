@@ -198,7 +198,7 @@ def test_deferrable_ecs_runner_through_the_triggerer(scheduler: SchedulerStack,
     # the backup waited in the triggerer, not in a worker slot
     assert "deferred" in seen, seen
     triggerer_log = (scheduler.home / "triggerer.log").read_text(errors="replace")
-    assert "TaskDoneTrigger" in triggerer_log
+    assert f"trigger github_backup/{run_id}/{BACKUP}/0/1 (ID" in triggerer_log
     (container,) = fargate.runs
     assert container.exit_code == 0 and container.command[:3] == ["run", "--owner", owner]
     sidecar, inner = manifests(scheduler, owner, month)
