@@ -211,7 +211,7 @@ class SchedulerStack:
                     proc.send_signal(sig)
                 except psutil.NoSuchProcess:
                     pass
-            _, alive = psutil.wait_procs(procs, timeout=20)
+            _, alive = psutil.wait_procs(procs, timeout=10)
             if not alive:
                 break
         for proc in self.procs.values():
