@@ -1,8 +1,7 @@
 """The real-scheduler deployment shared by test_scheduler.py and test_scheduler_ui.py.
 
 Package scope: it starts with the first test that asks for it and stops when the tests of
-tests/airflow are done (those two modules run last there), so its daemons do not idle
-through the rest of the suite.
+tests/airflow are done, so its daemons do not idle through tests/engine and tests/sim.
 """
 
 from __future__ import annotations
