@@ -100,6 +100,7 @@ def test_first_deployment_backs_up_only_the_catch_up_months(
 def test_backfill_of_three_months(scheduler: SchedulerStack) -> None:
     caught_up(scheduler)
     before, months = scheduler.archives(), ["2026-05", "2026-06", "2026-07"]
+    today = f"{datetime.now(UTC):%Y-%m-%d}"
     # the catch-up left a (skipped) run on each of these dates: ask for them again
     scheduler.backfill("2026-05-01", "2026-07-31", "--reprocess-behavior", "completed")
     runs = scheduler.wait_runs(lambda r: r["run_type"] == "backfill"
@@ -112,8 +113,11 @@ def test_backfill_of_three_months(scheduler: SchedulerStack) -> None:
             sidecar, inner = manifests(scheduler, owner, month)
             assert sidecar["month"] == inner["month"] == month and sidecar["owner"] == owner
             assert len(scheduler.versions(key(scheduler, owner, month))) == 1
+            # an old month's archive holds GitHub as it is today, and says so
+            assert inner["taken_at"] == today, (month, inner.get("taken_at"))
     for month in months:
-        assert len(successes(scheduler, month)) == 1, month
+        (note,) = successes(scheduler, month)
+        assert f"Content as of {today}" in note["message"], note["message"][:600]
 
 
 def test_trigger_with_a_logical_date_backs_up_the_month_before(
