@@ -180,7 +180,8 @@ class SchedulerStack:
 
     def _create_pool(self) -> None:
         """The backup pool with the settings' name and size, as the deployment creates it
-        (a task cannot: the Task SDK has no pool API)."""
+        (a task cannot: the Task SDK has no pool API). Deferred tasks count: a deferred ECS
+        backup still uses the token while the triggerer waits for it."""
         from ghvault_airflow.settings import load_settings
 
         cfg = load_settings(self.settings, env={})
