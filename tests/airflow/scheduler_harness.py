@@ -212,7 +212,7 @@ class SchedulerStack:
                     proc.send_signal(sig)
                 except psutil.NoSuchProcess:
                     pass
-            _, alive = psutil.wait_procs(procs, timeout=10)
+            _, alive = psutil.wait_procs(procs, timeout=5)
             if not alive:
                 break
         for proc in self.procs.values():
