@@ -108,6 +108,7 @@ class Deployment:
             "cluster": CLUSTER, "task_definition": "ghvault", "container_name": "ghvault",
             "subnets": [self.subnet], "security_groups": [self.security_group],
             "log_group": LOG_GROUP, "log_stream_prefix": "ghvault",
+            "waiter_delay_seconds": 1,  # the (deferred) ECS waiter polls every second here
         }
         base.update(overrides)
         return base
@@ -265,6 +266,8 @@ def test_ecs_runner_through_the_provider_and_emulated_fargate(deployment: Deploy
     assert container.secret_names == ["GITHUB_TOKEN"]  # injected from SSM by "ECS"
     task = fargate.backend.tasks[CLUSTER][container.task_arn]
     assert deployment.sim.token not in json.dumps(task.overrides)
+    # deferrable by default: the provider's trigger waited (inline under `dags test`)
+    assert run.log.count("TaskDoneTrigger") >= 2  # the backup and the verification
     # the provider streamed the container's CloudWatch log into the task log, and the
     # operator read the engine's summary line from it
     assert run.record.result("backup.ecs", 0)["summary"]["owner"] == deployment.owner

@@ -301,7 +301,9 @@ def test_dag_runs_on_the_stack_outputs_with_the_readme_one_liner(moto_server, si
     home = tmp_path / "airflow"
     env = airflow_env(home, aws, {}, extra={
         # the one thing the stack cannot know: how to trust the simulator's TLS certificate
-        "GHVAULT_ENGINE_ENV": json.dumps(sim.client_env())})
+        "GHVAULT_ENGINE_ENV": json.dumps(sim.client_env()),
+        # the deferred ECS waiter polls every second here instead of the default 30 s
+        "GHVAULT_WAITER_DELAY_SECONDS": "1"})
     env.pop("AIRFLOW_VAR_GHVAULT_SETTINGS")  # the Variable comes from the metadata DB
     migrate(home, env)
     described = aws.client("cloudformation").describe_stacks(StackName=created.name)
