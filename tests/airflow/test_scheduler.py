@@ -201,8 +201,13 @@ def test_deferrable_ecs_runner_through_the_triggerer(scheduler: SchedulerStack,
     scheduler.wait_runs(lambda r: r["dag_run_id"] == run_id, 1)
     # the backup waited in the triggerer, not in a worker slot
     assert "deferred" in seen, seen
-    triggerer_log = (scheduler.home / "triggerer.log").read_text(errors="replace")
-    assert f"trigger github_backup/{run_id}/{BACKUP}/0/1 (ID" in triggerer_log
+    # the triggerer's own log of that wait, beside the task's log
+    task_logs = scheduler.home / "logs" / "dag_id=github_backup" / f"run_id={run_id}"
+    trigger_logs = list(task_logs.glob(f"task_id={BACKUP}/map_index=0/attempt=*.log.trigger.*"))
+    assert trigger_logs, f"no trigger log under {task_logs}"
+    text = trigger_logs[0].read_text(errors="replace")
+    assert f"trigger github_backup/{run_id}/{BACKUP}/0/1 (ID" in text
+    assert "Status of the task is RUNNING" in text  # it asked moto's ECS while it waited
     (container,) = fargate.runs
     assert container.exit_code == 0 and container.command[:3] == ["run", "--owner", owner]
     sidecar, inner = manifests(scheduler, owner, month)
