@@ -20,11 +20,16 @@ help:
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks against python-github-backup (slow; not part of make test)"
 
-# Debian packages the tests need: git (with http-backend) and git-lfs.
+# Debian packages the tests need: git (with http-backend) and git-lfs; PostgreSQL (the
+# real-scheduler tests run Airflow's metadata DB on a private cluster, as production does);
+# Chromium (the trigger form is tested in a headless browser; Playwright drives this one,
+# it downloads none).
+SYSTEM_PACKAGES := git git-lfs postgresql chromium
 system-deps:
-	@command -v git-lfs >/dev/null 2>&1 && test -x "$$(git --exec-path)/git-http-backend" || { \
-	  echo "installing git and git-lfs with apt-get"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git git-lfs >/dev/null; }
+	@command -v git-lfs >/dev/null 2>&1 && test -x "$$(git --exec-path)/git-http-backend" \
+	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing $(SYSTEM_PACKAGES) with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
 $(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt image/pyproject.toml operators/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (PYTHON=$(PYTHON))"; exit 1; }
