@@ -148,9 +148,10 @@ def catchup_skip_reason(*, month: str, run_type: str, clear_number: int, now: da
 
 
 def pool_command(settings: DeploymentSettings) -> list[str]:
-    """`airflow pools set` for the settings' pool (create or resize)."""
+    """`airflow pools set` for the settings' pool (create or resize). Deferred tasks count:
+    a deferred ECS backup still uses the token while the triggerer waits for it."""
     return ["airflow", "pools", "set", settings.pool, str(settings.pool_slots),
-            POOL_DESCRIPTION]
+            POOL_DESCRIPTION, "--include-deferred"]
 
 
 def pool_settings(value: Any, env: Mapping[str, str] = os.environ) -> DeploymentSettings:

@@ -139,6 +139,8 @@ def test_pool_is_created_from_the_settings() -> None:
     # before the rest of the settings exist (the deployment creates it when it sets up Airflow)
     assert pool_command(pool_settings(None, env={}))[:5] == [
         "airflow", "pools", "set", "ghvault", "2"]
+    # a deferred ECS backup holds its slot: the triggerer waits while the engine uses the token
+    assert "--include-deferred" in pool_command(pool_settings(None, env={}))
     assert pool_command(pool_settings('{"bucket": "b", "pool_slots": 3}', env={}))[3:5] == [
         "ghvault", "3"]
     assert pool_command(pool_settings(None, env={"GHVAULT_POOL": "gh",
