@@ -85,7 +85,7 @@ def deployment(tmp_path_factory, moto_server, app_sim) -> AppDeployment:
     ec2 = aws.client("ec2")
     subnet = ec2.describe_subnets()["Subnets"][0]
     home = tmp_path_factory.mktemp("airflow-app")
-    deployment = AppDeployment(home, aws, app_sim, resources, (subnet["SubnetId"], ""),
+    deployment = AppDeployment(home, aws, app_sim, resources, (subnet["SubnetId"], ""), app_sim.ca,
                                app=app, pem=pem, secret_arn=secret_arn)
     migrate(home, airflow_env(home, aws, deployment.app_settings()))
     return deployment
