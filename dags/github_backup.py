@@ -132,8 +132,8 @@ ECS `cluster`, `task_definition`, `container_name`, `subnets`, `security_groups`
 `github_app_id`, `github_app_installation_id`, `github_app_private_key_secret` (a GitHub
 App), `github_api_url`, `github_git_url`, `state_url`,
 `sns_topic_arn`, `glacier_storage_class`, `transition_days`, `retention_days`, `engine_env`,
-`verify`, `catchup_months`, `pool`, `pool_slots` (the pool is created by the deployment:
-`python -m ghvault_airflow.plan pool`).
+`verify`, `catchup_months`, `pool`, `pool_slots` (the scheduler creates the pool when it
+starts; `python -m ghvault_airflow.plan pool` resizes it at once).
 Each can also come from an environment variable `GHVAULT_<KEY>` (e.g. `GHVAULT_BUCKET`),
 which wins over the Variable. See `ghvault_airflow.settings`.
 """

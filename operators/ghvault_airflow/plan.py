@@ -10,17 +10,16 @@ because a timetable that clamps `earliest` must be registered as a plugin in the
 package; the skipped runs cost one short task each and say why in their log.
 
 Pool: a task cannot create or read pools in Airflow 3 (the Task SDK's Execution API has no
-pool endpoint), so the deployment creates it (``python -m ghvault_airflow.plan pool``, run
-by the compose stack's init and ``make run``); a missing pool shows as Airflow's DAG
-warning "references non-existent pools" and the scheduler's "Tasks using non-existent pool
-'ghvault' will not be scheduled".
+pool endpoint), so the package's plugin creates it when the scheduler starts
+(:mod:`ghvault_airflow.pool`); ``python -m ghvault_airflow.plan pool`` does it by hand. A
+missing pool shows as Airflow's DAG warning "references non-existent pools" and the
+scheduler's "Tasks using non-existent pool 'ghvault' will not be scheduled".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -147,13 +146,6 @@ def catchup_skip_reason(*, month: str, run_type: str, clear_number: int, now: da
             f"create --dag-id github_backup --from-date {month}-01 --to-date {month}-28")
 
 
-def pool_command(settings: DeploymentSettings) -> list[str]:
-    """`airflow pools set` for the settings' pool (create or resize). Deferred tasks count:
-    a deferred ECS backup still uses the token while the triggerer waits for it."""
-    return ["airflow", "pools", "set", settings.pool, str(settings.pool_slots),
-            POOL_DESCRIPTION, "--include-deferred"]
-
-
 def pool_settings(value: Any, env: Mapping[str, str] = os.environ) -> DeploymentSettings:
     """The settings' `pool` and `pool_slots` (validated), even before the rest is configured:
     the deployment creates the pool when it sets up Airflow, maybe before the Variable."""
@@ -165,22 +157,16 @@ def pool_settings(value: Any, env: Mapping[str, str] = os.environ) -> Deployment
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ghvault_airflow.plan pool``: create or resize the pool from the settings
-    (the ``ghvault_settings`` Variable and GHVAULT_* variables), where the ``airflow`` CLI
-    reaches the metadata database (the stack's init, ``make run``)."""
+    now, where the metadata database is reachable (what a starting scheduler does itself:
+    :mod:`ghvault_airflow.pool`), e.g. after changing ``pool_slots``."""
     args = sys.argv[1:] if argv is None else argv
     if args != ["pool"]:
         print("usage: python -m ghvault_airflow.plan pool", file=sys.stderr)
         return 2
-    from airflow.models.variable import Variable
+    from ghvault_airflow.pool import ensure_pool
 
-    from ghvault_airflow.settings import VARIABLE_NAME
-
-    settings = pool_settings(Variable.get(VARIABLE_NAME, default_var=None))
-    command = pool_command(settings)
-    command[0] = os.path.join(os.path.dirname(sys.executable), "airflow")
-    if not os.path.exists(command[0]):
-        command[0] = "airflow"
-    return subprocess.run(command, check=False).returncode
+    ensure_pool()
+    return 0
 
 
 if __name__ == "__main__":

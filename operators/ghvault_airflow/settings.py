@@ -96,7 +96,7 @@ class DeploymentSettings:
                            for them)
     pool, pool_slots       the Airflow pool every backup and verification task runs in, and
                            its size: at most that many engines use the token at once, across
-                           runs (the pool is created by the deployment: ``pool_command``)
+                           runs (created when the scheduler starts: ``ghvault_airflow.pool``)
     """
 
     bucket: str

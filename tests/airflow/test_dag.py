@@ -132,19 +132,17 @@ def test_every_engine_task_shares_one_pool_across_runs(dag) -> None:
     assert dag.get_task("plan").pool == dag.get_task("notify").pool == "default_pool"
 
 
-def test_pool_is_created_from_the_settings() -> None:
-    from ghvault_airflow.plan import pool_command, pool_settings
+def test_pool_settings_are_read_before_the_rest_is_configured() -> None:
+    from ghvault_airflow.plan import pool_settings
     from ghvault_airflow.settings import SettingsError
 
-    # before the rest of the settings exist (the deployment creates it when it sets up Airflow)
-    assert pool_command(pool_settings(None, env={}))[:5] == [
-        "airflow", "pools", "set", "ghvault", "2"]
-    # a deferred ECS backup holds its slot: the triggerer waits while the engine uses the token
-    assert "--include-deferred" in pool_command(pool_settings(None, env={}))
-    assert pool_command(pool_settings('{"bucket": "b", "pool_slots": 3}', env={}))[3:5] == [
-        "ghvault", "3"]
-    assert pool_command(pool_settings(None, env={"GHVAULT_POOL": "gh",
-                                                 "GHVAULT_POOL_SLOTS": "5"}))[3:5] == ["gh", "5"]
+    # a starting scheduler creates the pool, maybe before the Variable exists
+    defaults = pool_settings(None, env={})
+    assert (defaults.pool, defaults.pool_slots) == ("ghvault", 2)
+    sized = pool_settings('{"bucket": "b", "pool_slots": 3}', env={})
+    assert (sized.pool, sized.pool_slots) == ("ghvault", 3)
+    named = pool_settings(None, env={"GHVAULT_POOL": "gh", "GHVAULT_POOL_SLOTS": "5"})
+    assert (named.pool, named.pool_slots) == ("gh", 5)
     with pytest.raises(SettingsError, match="'pool_slots' is less than 1"):
         pool_settings({"pool_slots": 0}, env={})
 

@@ -58,3 +58,32 @@ def test_the_dag_file_alone_parses_without_pythonpath(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     parsed = json.loads(proc.stdout.strip().splitlines()[-1])
     assert parsed == {"dags": ["github_backup"], "errors": {}}, parsed
+
+
+def test_a_starting_airflow_component_creates_the_backup_pool_from_the_settings(tmp_path):
+    """No deployment step makes the pool: the package's plugin (a listener) does when the
+    scheduler (or another component with the metadata database) starts; a task whose pool
+    does not exist would never be scheduled."""
+    env = bare_env(tmp_path / "home", tmp_path / "dags")
+    env["AIRFLOW_VAR_GHVAULT_SETTINGS"] = json.dumps({"bucket": "b", "pool_slots": 3})
+
+    def airflow(*args: str) -> str:
+        proc = subprocess.run([AIRFLOW, *args], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    airflow("db", "migrate")
+    plugins = airflow("plugins", "--output", "json")
+    listed = json.loads(plugins[plugins.index("["):])
+    assert any(p["name"] == "ghvault" and "ghvault_airflow.pool" in str(p["listeners"])
+               for p in listed), listed
+    # what Job() does when the scheduler starts: the listener manager's on_starting
+    code = ("from airflow.listeners.listener import get_listener_manager; "
+            "get_listener_manager().hook.on_starting(component=object())")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pools = airflow("pools", "list", "--output", "json")
+    pool = {p["pool"]: p for p in json.loads(pools[pools.index("["):])}["ghvault"]
+    assert str(pool["slots"]) == "3" and str(pool["include_deferred"]) in ("True", "true")
