@@ -189,7 +189,9 @@ def test_deferrable_ecs_runner_through_the_triggerer(scheduler: SchedulerStack,
     caught_up(scheduler)
     owner, month = scheduler.owners[0], "2026-10"
     seen: set[str] = set()
-    with FargateEmulator(moto_server.endpoint) as fargate:
+    # the engine as a process: this test is about the triggerer's wait; the ECS tests of
+    # test_dag_e2e run the image itself
+    with FargateEmulator(moto_server.endpoint, runtime="process") as fargate:
         run_id = scheduler.trigger("ecs-2026-11-15", "2026-11-15",
                                    {"owners": [owner], "runner": "ecs"})
 
