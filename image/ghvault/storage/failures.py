@@ -178,21 +178,19 @@ def state_error(exc: BaseException, where: str, writing: bool) -> GhvaultError:
 def notify_error(exc: BaseException, topic: str) -> DestinationError:
     """The engine's error for a failed SNS Publish to `topic` (`ghvault list --expect
     --notify-topic`): exit 5, as a destination that cannot be written (run it again)."""
-    from botocore.exceptions import ClientError
-
-    grant = ("grant sns:Publish on it (and kms:GenerateDataKey and kms:Decrypt on its key, "
-             "for an encrypted topic) to these credentials, or fix --notify-topic")
     if problem := credentials_problem(exc, f"SNS topic {topic}"):
         return DestinationError(problem)
-    if isinstance(exc, ClientError):
-        code, status = error_code(exc)
-        message = exc.response.get("Error", {}).get("Message") or code
+    code, status = error_code(exc)  # ("", 0) unless SNS answered (a ClientError)
+    if code or status:
+        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or code
         if code == "NotFound" or status == 404:
             return DestinationError(f"SNS topic {topic} does not exist: create it or fix "
                                     "--notify-topic")
         if code in ("AuthorizationError", "AccessDenied", "KMSAccessDenied") or status == 403:
-            return DestinationError(f"Publishing to SNS topic {topic} is denied ({code}: "
-                                    f"{message}): {grant}")
+            return DestinationError(
+                f"Publishing to SNS topic {topic} is denied ({code}: {message}): grant "
+                "sns:Publish on it (and kms:GenerateDataKey and kms:Decrypt on its key, for an "
+                "encrypted topic) to these credentials, or fix --notify-topic")
         return DestinationError(f"SNS refused to publish to {topic} ({code or status}: "
                                 f"{message}): check the topic and run the command again")
     return DestinationError(f"Could not publish to SNS topic {topic} ({exc}): check the "

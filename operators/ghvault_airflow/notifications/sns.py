@@ -353,12 +353,9 @@ class _BackupNotifier(BaseNotifier):
                  aws_conn_id: str | None = None, region_name: str | None = None,
                  backup_task_id: str = BACKUP_TASK_ID, month: str | None = None) -> None:
         super().__init__()
-        self.target_arn = target_arn
-        self.settings = settings
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.backup_task_id = backup_task_id
-        self.month = month
+        self.target_arn, self.settings = target_arn, settings
+        self.aws_conn_id, self.region_name = aws_conn_id, region_name
+        self.backup_task_id, self.month = backup_task_id, month
 
     def _options(self) -> dict[str, Any]:
         return {"target_arn": self.target_arn or None, "settings": self.settings or None,

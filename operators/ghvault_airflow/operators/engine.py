@@ -205,12 +205,8 @@ class BackupContract(BaseOperator):
                  exclude_repos: list[str] | str | None = None,
                  run_plan: dict | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.github_owner = github_owner
-        self.settings = settings
-        self.month = month
-        self.kinds = kinds
-        self.repos = repos
-        self.exclude_repos = exclude_repos
+        self.github_owner, self.settings, self.month = github_owner, settings, month
+        self.kinds, self.repos, self.exclude_repos = kinds, repos, exclude_repos
         self.run_plan = run_plan
 
     def _from_plan(self) -> None:

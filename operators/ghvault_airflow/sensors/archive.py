@@ -240,12 +240,9 @@ class GlacierTransitionSensor(_ArchiveSensor):
                  previous_key: str | None = None, prefix: str = "github",
                  poke_interval: float = 60, timeout: float = 30 * 60, **kwargs: Any) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
-        self.size = size
-        self.storage_class = storage_class
-        self.transition_days = transition_days
-        self.retention_days = retention_days
-        self.previous_key = previous_key
-        self.prefix = prefix
+        self.size, self.storage_class = size, storage_class
+        self.transition_days, self.retention_days = transition_days, retention_days
+        self.previous_key, self.prefix = previous_key, prefix
 
     def poke(self, context: Any) -> PokeReturnValue:
         if self.storage_class not in COLD_STORAGE_CLASSES:
