@@ -179,16 +179,17 @@ class SchedulerStack:
         return self.settings
 
     def _create_pool(self) -> None:
-        """The backup pool with the settings' name and size, as the deployment creates it
-        (a task cannot: the Task SDK has no pool API). Deferred tasks count: a deferred ECS
-        backup still uses the token while the triggerer waits for it."""
+        """The backup pool as a deployment gets it: the scheduler made it from the defaults
+        when it started (the package's listener; the Variable did not exist yet), and
+        ``python -m ghvault_airflow.plan pool`` resizes it to the settings now."""
         from ghvault_airflow.settings import load_settings
 
-        cfg = load_settings(self.settings, env={})
-        self.pool = cfg.pool
-        self.rest("POST", "/api/v2/pools", json={
-            "name": cfg.pool, "slots": cfg.pool_slots, "include_deferred": True,
-            "description": "ghvault backups that may use the GitHub token at once"})
+        self.pool = load_settings(self.settings, env={}).pool
+        self.wait_for(lambda: self._get_ok(f"/api/v2/pools/{self.pool}"), 60,
+                      f"the scheduler to create pool {self.pool}")
+        subprocess.run([str(BIN / "python"), "-m", "ghvault_airflow.plan", "pool"],
+                       env=self.env, cwd=self.home, check=True, capture_output=True,
+                       timeout=300)
 
     # -- tear-down ----------------------------------------------------------------------
 
