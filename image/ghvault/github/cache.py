@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -96,12 +97,15 @@ class HttpCache:
         try:
             yield
         except (sqlite3.Error, OSError) as e:
-            if is_disk_full(e):
+            # A write cut short by a full disk can also leave SQLite's file "malformed" for
+            # the next statement: on a full disk that is the full disk, not a bug.
+            if is_disk_full(e) or (isinstance(e, sqlite3.DatabaseError)
+                                   and _nearly_full(self.path.parent)):
                 raise workdir_full(self.path, f"{doing} the HTTP cache") from None
             raise
 
     def __len__(self) -> int:
-        with self.lock:
+        with self.lock, self._space("reading"):
             return self.db.execute("SELECT count(*) FROM entries").fetchone()[0]
 
     # between months -----------------------------------------------------------------------
@@ -175,6 +179,14 @@ class HttpCache:
     def close(self) -> None:
         with self.lock:
             self.db.close()
+
+
+def _nearly_full(directory: Path, margin: int = 1 << 20) -> bool:
+    """Less than `margin` bytes free under `directory` (False when that cannot be told)."""
+    try:
+        return shutil.disk_usage(directory).free < margin
+    except OSError:
+        return False
 
 
 def _pack(entry: dict[str, Any]) -> bytes:
