@@ -31,7 +31,6 @@ from ghvault_airflow.operators.backup import (
     OwnerNotFound,
     VerificationFailed,
     awslogs_stream,
-    backup_operator_class,
     engine_arguments,
 )
 from ghvault_airflow.settings import DeploymentSettings
@@ -40,15 +39,6 @@ from tests.conftest import OTHER_TOKEN, TOKEN
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-
-
-def test_backup_operator_class():
-    assert backup_operator_class("ecs") is GithubBackupOperator
-    assert backup_operator_class("local") is LocalBackupOperator
-    assert backup_operator_class("ecs", verify=True) is GithubVerifyOperator
-    assert backup_operator_class("local", verify=True) is LocalVerifyOperator
-    with pytest.raises(ValueError, match="runner"):
-        backup_operator_class("k8s")
 
 
 # -- the ECS operator: what it asks ECS for --------------------------------------------------

@@ -21,7 +21,6 @@ from typing import Any
 from airflow.providers.amazon.aws.exceptions import EcsTaskFailToStart
 from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from botocore.exceptions import ClientError, WaiterError
 from ghvault.contract import parse_summary
@@ -40,7 +39,11 @@ from ghvault_airflow.operators.engine import (  # noqa: F401  (the exceptions ar
     engine_arguments,
     engine_error,
 )
-from ghvault_airflow.operators.local import LocalBackupOperator, LocalRunner, LocalVerifyOperator
+from ghvault_airflow.operators.local import (  # noqa: F401  (the local operators: this module's API)
+    LocalBackupOperator,
+    LocalRunner,
+    LocalVerifyOperator,
+)
 from ghvault_airflow.settings import (
     DeploymentSettings,
     SettingsError,
@@ -373,15 +376,3 @@ class GithubVerifyOperator(VerifyContract, GithubBackupOperator):
         if not self.runner and self.verify_with:
             self.runner = self.verify_with
         return super().resolved_runner(context)
-
-
-def backup_operator_class(runner: str, *, verify: bool = False) -> type[BaseOperator]:
-    """The operator class for a runner, "ecs" or "local": the backup, or with ``verify`` the
-    verification step."""
-    classes = {("ecs", False): GithubBackupOperator, ("local", False): LocalBackupOperator,
-               ("ecs", True): GithubVerifyOperator, ("local", True): LocalVerifyOperator}
-    try:
-        return classes[runner, verify]
-    except KeyError:
-        raise ValueError(f"runner {runner!r} is not 'ecs' or 'local': fix the runner param "
-                         "or the settings' 'runner'.") from None
