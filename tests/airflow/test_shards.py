@@ -89,3 +89,15 @@ def test_the_summary_counts_an_owner_only_when_every_part_succeeded():
     subject, message = run_message({"month": MONTH}, [outcome])
     assert subject == "ghvault: 0 of 1 owner succeeded for 2026-10"
     assert "missing part 2 of 3 (part 2/3 failed at backup.backup: Spot reclaimed)" in message
+
+
+def test_the_dag_plan_maps_each_part_from_the_settings_and_the_param():
+    from tests.airflow.test_dag import SETTINGS, dagbag, plan
+
+    dag = dagbag().dags["github_backup"]
+    units, pushed = plan(dag, {**SETTINGS, "owner_shards": {"octo-org": 2}})
+    assert [(u["owner"], u["shard"]) for u in units] == [
+        ("octocat", ""), ("octo-org", "1/2"), ("octo-org", "2/2")]
+    assert pushed["plan"]["shards"] == {"octo-org": 2}
+    units, _ = plan(dag, SETTINGS, shards=3)
+    assert [u["shard"] for u in units] == ["1/3", "2/3", "3/3"] * 2
