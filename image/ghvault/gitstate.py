@@ -85,7 +85,7 @@ class GitState:
         self.old: dict[str, dict[str, Any]] = {}
         self.new: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        self.counts = {"copied": 0, "fetched": 0, "cloned": 0}
+        self.counts = {"copied": 0, "fetched": 0, "cloned": 0, "empty": 0}
 
     def load(self) -> None:
         try:
@@ -125,6 +125,10 @@ class GitState:
         remote = remote if remote is not None else ls_remote(git, url)
         old = self.old.get(unit)
         how = "cloned"
+        if not remote.refs:  # an empty repository: nothing to clone or keep
+            with self.lock:
+                self.counts["empty"] += 1
+            return Outcome(None, empty=True, how="empty")
         outcome = None
         if remote.refs and old is not None and old["refs"] == remote.refs:
             if not (want_mirror and old.get("lfs")) and old.get("head") == remote.head:

@@ -234,7 +234,7 @@ def test_the_git_state_in_s3_serves_month_two(world, moto_server, tmp_path):
                            f"s3://{bucket}/github/{LOGIN}/{name}.zip", "--include",
                            "git,wiki,gists", "--state", state, "--git-state")
         assert proc.returncode == 0, proc.stderr[-3000:]
-    assert " 0 fetched, 0 cloned" in proc.stderr, proc.stderr[-2000:]
+    assert " 0 fetched, 0 cloned, 1 empty" in proc.stderr, proc.stderr[-2000:]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket,
                                                  Prefix="ghvault-state/")["Contents"]]
     assert f"ghvault-state/{LOGIN}/git-state.json.gz" in keys
@@ -242,4 +242,6 @@ def test_the_git_state_in_s3_serves_month_two(world, moto_server, tmp_path):
                for k in keys)
     local = tmp_path / "month-two.zip"
     s3.download_file(bucket, f"github/{LOGIN}/2026-11.zip", str(local))
+    s3.download_file(bucket, f"github/{LOGIN}/2026-11.zip.manifest.json",
+                     f"{local}.manifest.json")
     check_archive(world, local, tmp_path)
