@@ -30,7 +30,7 @@ from .bundles import stream_bundle
 from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata
-from .contract import SIDECAR_SUFFIX, Shard
+from .contract import SIDECAR_SUFFIX, Shard, part_suffix
 from .engine_gitstate import KeptGit
 from .errors import AuthError, ConfigError, NotFound
 from .git import Git, GitError, RepoNotFound, kill_children
@@ -243,7 +243,8 @@ class Backup(KeptGit):
         auth = make_auth(opts.api_url, opts.owner)
         dest = open_destination(opts.dest)
         dest.check()
-        store = StateStore(opts.state, opts.owner) if opts.state else None
+        part = part_suffix(opts.shard)
+        store = StateStore(opts.state, opts.owner, part) if opts.state else None
         workdir: Path | None = None
         cache = client = None
         self.git: Git | None = None
@@ -251,7 +252,7 @@ class Backup(KeptGit):
             workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
             cache = store.load(workdir) if store else None
             if store and opts.git_state:
-                self.gits = GitState(store.store, opts.owner)
+                self.gits = GitState(store.store, opts.owner, part)
                 self.gits.load()
             self.client = client = GitHubClient(opts.api_url, auth,
                                                 concurrency=opts.concurrency, cache=cache,

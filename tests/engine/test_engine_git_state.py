@@ -245,3 +245,20 @@ def test_the_git_state_in_s3_serves_month_two(world, moto_server, tmp_path):
     s3.download_file(bucket, f"github/{LOGIN}/2026-11.zip.manifest.json",
                      f"{local}.manifest.json")
     check_archive(world, local, tmp_path)
+
+
+def test_parts_of_a_sharded_owner_keep_their_own_index_and_copy_next_month(world, tmp_path):
+    """Parts run at once: each saves its own index (and HTTP cache), so no part's state is
+    overwritten by another's, and each part's month two copies its unchanged units."""
+    for k in (1, 2):
+        month(world, tmp_path, "2026-10", "--shard", f"{k}/2")
+    kept = {}
+    for k in (1, 2):
+        path = tmp_path / "state" / LOGIN / f"git-state.part-{k}-of-2.json.gz"
+        kept[k] = set(json.loads(gzip.decompress(path.read_bytes()))["units"])
+        assert (tmp_path / "state" / LOGIN / f"http-cache.part-{k}-of-2.jsonl.gz").exists()
+    assert kept[1] and kept[2] and not kept[1] & kept[2]
+    assert not (tmp_path / "state" / LOGIN / "git-state.json.gz").exists()
+    log, archive, _ = month(world, tmp_path, "2026-11", "--shard", "2/2")
+    saved = next(line for line in log.splitlines() if "git state saved:" in line)
+    assert "0 cloned" in saved and "0 copied" not in saved, saved
