@@ -4,6 +4,7 @@ field named here answers from the model; any other field of these types is an er
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from graphql import GraphQLResolveInfo
@@ -13,13 +14,16 @@ from .graphql_api import (
     REPOSITORY,
     RESOLVERS,
     Conn,
+    Ctx,
     Fn,
     Obj,
     SimError,
     _c,
+    _unpack,
     association,
     attrs,
     consts,
+    find_node,
     issue_obj,
     paginate,
     selects,
@@ -59,7 +63,7 @@ def discussions_of(o: Obj, i: GraphQLResolveInfo) -> list[Discussion]:
 
 
 def discussion_path(o: Obj) -> str:
-    d = o.item if isinstance(o.item, Discussion) else o.issue
+    d = o.item if isinstance(o.item, Discussion) else o.issue[0]
     return f"{o.repo.full_name}/discussions/{d.number}"
 
 
@@ -69,7 +73,7 @@ def category_of(o: Obj, i: GraphQLResolveInfo) -> Obj:
 
 
 def comment_obj(o: Obj, c: DiscussionComment, parent: DiscussionComment | None = None) -> Obj:
-    d = o.item if isinstance(o.item, Discussion) else o.issue
+    d = o.item if isinstance(o.item, Discussion) else o.issue[0]
     return Obj("DiscussionComment", c, o.repo, (d, parent))
 
 
@@ -269,3 +273,35 @@ RESOLVERS.update({
         optionId=lambda o, a, i: option_id(o), color=lambda o, a, i: "GRAY",
         description=lambda o, a, i: "", descriptionHTML=lambda o, a, i: ""),
 })
+
+
+def find_any(ctx: Ctx, gid: str, strict: bool) -> Obj | None:
+    """node(id:) for discussions, their comments and projects, else graphql_api's."""
+    prefix, _, rest = gid.partition("_")
+    try:
+        parts = _unpack(base64.urlsafe_b64decode(rest + "=" * (-len(rest) % 4)))[1:]
+    except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+        parts = []
+    c = ctx.world.content
+    if c is not None and prefix in ("D", "DC") and len(parts) == 2:
+        repo = next((r for r in ctx.world.repos.values() if r.id == parts[0]), None)
+        for d in c.discussions.get(repo.full_name, []) if ctx.visible(repo) else []:
+            dobj = Obj("Discussion", d, repo)
+            if prefix == "D" and d.id == parts[1]:
+                return dobj
+            for cm in d.comments:
+                if prefix == "DC" and cm.id == parts[1]:
+                    return comment_obj(dobj, cm)
+                for r in cm.replies:
+                    if prefix == "DC" and r.id == parts[1]:
+                        return comment_obj(dobj, r, cm)
+    if c is not None and prefix == "PVT" and len(parts) == 1:
+        for p in (p for ps in c.projects.values() for p in ps):
+            if p.id == parts[0]:
+                return Obj("ProjectV2", p)
+    return find_node(ctx, gid, strict)
+
+
+RESOLVERS["Query"].update({
+    "node": lambda o, a, i: find_any(_c(i), a["id"], True),
+    "nodes": lambda o, a, i: [find_any(_c(i), n, False) for n in a["ids"]]})
