@@ -2,7 +2,7 @@
 
 One query lists 100 discussions with their category, answer and reactions (and the
 repository's categories on the first page); one more per discussion that has comments
-brings 100 comments with up to 100 replies each (cost 1 point each); a comment with more
+brings 100 comments with up to 100 replies each (2 points each); a comment with more
 replies pages them by itself. With --state a discussion whose `updatedAt` and comment count
 are last month's reuses last month's comments: no query for them.
 
