@@ -505,9 +505,9 @@ def stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: Expected 
         elif digest.hexdigest() != expected.sha256:
             out.problems.append("SHA-256 does not match the manifest (corrupted)")
     if oid is not None and digest.hexdigest() != oid:
-        out.problems.append("the LFS object's content does not hash to its oid" if
-                            "/lfs/" in info.filename else
-                            "the content does not hash to the SHA-256 in its name")
+        out.problems.append("the content does not hash to the SHA-256 in its name"
+                            if info.filename.startswith("attachments/") else
+                            "the LFS object's content does not hash to its oid")
     return out
 
 

@@ -11,7 +11,10 @@ header (a client that sends its token there has leaked it) and counts the attemp
 
 from __future__ import annotations
 
+import base64
+import hmac
 import re
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +27,17 @@ WEB_PATH = re.compile(r"^/user-attachments/(?:assets/[0-9a-f-]{36}|files/\d+/[^/
 IMAGE_PATH = re.compile(r"^/\d+/\d+-[0-9a-f-]{36}\.\w+$")
 _PRIVATE = re.compile(re.escape(PRIVATE_IMAGES).encode() + rb"([^?\s\"]+)\?jwt=" +
                       JWT_MARK.encode())
+
+
+# A private image's jwt: signed like Simulator.sign, but with one expiry for the process, so
+# two reads of one body are the same (a backup's content does not change with the time it
+# was read at; GitHub's expire after minutes, which the engine does not rely on).
+EXPIRES = int(time.time()) + 86_400
+
+
+def image_jwt(sim: Simulator, payload: str) -> str:
+    mac = hmac.new(sim.secret, f"{payload}|{EXPIRES}".encode(), "sha256").hexdigest()[:32]
+    return base64.urlsafe_b64encode(f"{payload}|{EXPIRES}|{mac}".encode()).decode()
 
 
 def storage_root(root: str) -> str:

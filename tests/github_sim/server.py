@@ -185,7 +185,8 @@ class Handler(BaseHTTPRequestHandler):
              content_type: str = "application/json; charset=utf-8") -> int:
         if content_type.startswith("application/json"):  # bodies name attachment hosts
             payload = attachments.rewrite(payload, self.sim.git_root or self.base_root(),
-                                          self.base_root(), self.sim.sign)
+                                          self.base_root(),
+                                          lambda text: attachments.image_jwt(self.sim, text))
         self.send_response(status)
         if status != 304:
             self.send_header("Content-Type", content_type)
