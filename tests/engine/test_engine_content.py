@@ -123,9 +123,21 @@ def test_second_month_reuses_attachments_from_the_state(gh, moto_server, tmp_pat
     assert st2["attachment_downloads"] == 0 and st2["attachment_requests"] == 0
     index = json.loads(z.read("attachments/index.json"))
     assert all(z.read(x["path"]) for x in index)
-    # unchanged discussions reuse last month's comments: only the lists are asked again
-    assert st2["graphql_requests"] < st1["graphql_requests"]
+    # unchanged discussions and projects reuse last month's comments and items: only the
+    # lists are asked again (one per repository with discussions, one for the projects)
+    c = gh.sim.world.content
+    login = gh.sim.world.owners["user"]
+    lists = sum(1 for r in gh.sim.world.repos_of(login) if c.discussions.get(r.full_name)) + 1
+    assert lists <= st2["graphql_requests"] <= lists + reviews_pages(gh.sim.world, login)
+    assert st2["graphql_requests"] < st1["graphql_requests"] - lists
+    assert second["counts"]["project_items"] == first["counts"]["project_items"]
     assert second["counts"]["discussion_comments"] == first["counts"]["discussion_comments"]
+
+
+def reviews_pages(world, login: str) -> int:
+    """At most the GraphQL pages of reviews a second month asks for (repositories whose
+    pull request list changed; at most every repository with pull requests)."""
+    return sum(-(-len(r.pulls) // 100) for r in world.repos_of(login) if r.pulls)
 
 
 def test_a_token_without_read_project_skips_projects_naming_the_scope(gh, moto_server,

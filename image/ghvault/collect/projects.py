@@ -1,9 +1,10 @@
 """Projects (v2) of the owner, user or organisation: GraphQL only (REST has none).
 
-One query lists 100 projects with their fields (100) and views (100); one more per
-project that has items brings 100 items with up to 50 field values each. Every query costs
-1 or 2 points. A token without the `read:project` scope gets GitHub's INSUFFICIENT_SCOPES:
-the kind is recorded in `skipped`, naming the scope, and the run goes on.
+One query lists 100 projects with their fields (100) and views (100) (3 points); one more
+per project that has items brings 100 items with up to 50 field values each (1 point), and
+with --state only for a project changed since last month. A token without the
+`read:project` scope gets GitHub's INSUFFICIENT_SCOPES: the kind is recorded in `skipped`,
+naming the scope, and the run goes on.
 """
 
 from __future__ import annotations
@@ -88,15 +89,29 @@ def collect_projects(job: Job, login: str) -> None:
             job.ledger.add("projects")
     with job.archive.jsonl(account_entry("project_items.jsonl")) as out:
         for p in projects:
-            if not p["items"]["totalCount"]:
-                continue
-            after = None
-            while True:
-                conn = job.client.graphql(ITEMS, {"id": p["id"], "after": after})
-                items = conn["node"]["items"]
-                for item in items["nodes"]:
-                    out.write({**item, "project": p["number"]})
-                    job.ledger.add("project_items")
-                if not items["pageInfo"]["hasNextPage"]:
-                    break
-                after = items["pageInfo"]["endCursor"]
+            for item in items_of(job, p):
+                out.write(item)
+                job.ledger.add("project_items")
+
+
+def items_of(job: Job, p: dict[str, Any]) -> list[dict[str, Any]]:
+    """A project's items; from last month's memo when the project is unchanged since (same
+    updatedAt and item count: an item added, edited or moved updates its project)."""
+    if not p["items"]["totalCount"]:
+        return []
+    cache = job.client.cache
+    key, stamp = f"/ghvault/project/{p['id']}", [p["updatedAt"], p["items"]["totalCount"]]
+    memo = cache.get(key) if cache is not None else None
+    if memo and memo.get("stamp") == stamp:
+        return memo["items"]
+    out: list[dict[str, Any]] = []
+    after = None
+    while True:
+        items = job.client.graphql(ITEMS, {"id": p["id"], "after": after})["node"]["items"]
+        out += [{**item, "project": p["number"]} for item in items["nodes"]]
+        if not items["pageInfo"]["hasNextPage"]:
+            break
+        after = items["pageInfo"]["endCursor"]
+    if cache is not None:
+        cache.put(key, {"stamp": stamp, "items": out})
+    return out
