@@ -29,6 +29,9 @@ from .archive import ArchiveWriter
 from .bundles import stream_bundle
 from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
+from .collect.attachments import Attachments, ScanningArchive
+from .collect.discussions import collect_discussions
+from .collect.projects import collect_projects
 from .collect.repo_meta import collect_repo_metadata
 from .contract import SIDECAR_SUFFIX, Shard, part_suffix
 from .engine_gitstate import KeptGit
@@ -140,6 +143,8 @@ class Backup(KeptGit):
     def repo_api(self, job: Job, repo: dict[str, Any]) -> None:
         try:
             collect_repo_metadata(job, repo)
+            if job.wants("discussions"):
+                collect_discussions(job, repo)
         except NotFound as e:  # deleted while we were reading it
             self.ledger.skip(f"repo {repo['full_name']}", f"disappeared during the run ({e})")
 
@@ -284,6 +289,8 @@ class Backup(KeptGit):
                 job = Job(StoppableClient(client, self.stop), archive, kinds,
                           self.ledger, profile["login"], workdir,
                           assets=store.assets() if store else None)
+                if job.wants("attachments"):  # every JSON document is scanned for them
+                    job.archive = ScanningArchive(archive, Attachments(job, git.auth_urls[0]))
                 self.ledger.counts["repos"] = len(repos)
                 self.collect(job, git, profile, repos, gists)
                 # Publication, in the order docs/architecture.md gives ("Write order and
@@ -335,6 +342,8 @@ class Backup(KeptGit):
         try:
             if job.wants("account"):
                 futures.append(api.submit(collect_account, job, profile))
+            if job.wants("projects"):
+                futures.append(api.submit(collect_projects, job, profile["login"]))
             for repo in repos:
                 futures.append(api.submit(self.repo_api, job, repo))
                 futures.append(gp.submit(self.repo_git, job, git, repo))
@@ -355,6 +364,8 @@ class Backup(KeptGit):
                     where = getattr(error, "filename", None) or job.workdir
                     raise workdir_full(where, str(error)) from None
                 raise error
+            if isinstance(job.archive, ScanningArchive):
+                job.archive.attachments.finish()
         except BaseException:
             with self.stop.held("the workers stop", then_stop=False):
                 self.halt(futures)
