@@ -205,3 +205,23 @@ def test_a_missing_image_names_the_fix(docker_run):
 def test_docker_settings_are_checked_in_one_sentence(key, value, message):
     with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings({"bucket": "b", key: value}, env={})
+
+
+def test_no_aws_credentials_for_the_container_is_one_sentence(monkeypatch, tmp_path):
+    """The container inherits nothing from the worker: with no identity the connection's
+    hook can resolve, the runner says so before starting anything."""
+    from ghvault_airflow.operators.docker_runner import DockerRunner
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_BARE", f"aws://?region_name={REGION}")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings = load_settings({"bucket": "b", "runner": "docker", "aws_conn_id": "aws_bare"},
+                             env={})
+    with pytest.raises(EngineConfigError, match=(
+            "no AWS credentials for the engine: give the Airflow connection 'aws_bare' keys "
+            "or a role_arn, or the worker an IAM role")):
+        DockerRunner.aws_environment(settings, always_credentials=True)
