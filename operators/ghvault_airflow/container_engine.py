@@ -60,11 +60,16 @@ def stream_lines(container, on_line: Callable[[str], None], *, stdout: bool = Tr
     """Call ``on_line`` for each line the container writes (to stdout, stderr or both,
     interleaved), as it writes them, until it exits (chunks of the log stream split at
     newlines)."""
+    import docker
+
     buffer = b""
-    for chunk in container.logs(stream=True, follow=True, stdout=stdout, stderr=stderr):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            on_line(line.decode(errors="replace"))
+    try:
+        for chunk in container.logs(stream=True, follow=True, stdout=stdout, stderr=stderr):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                on_line(line.decode(errors="replace"))
+    except docker.errors.NotFound:  # removed (stopped by on_kill) before or while following
+        pass
     if buffer:
         on_line(buffer.decode(errors="replace"))

@@ -81,6 +81,10 @@ class DockerRunner(EngineRunner):
                     settings.docker_image, command=argv, entrypoint=self.engine_command,
                     environment=env, name=name, network_mode=settings.docker_network,
                     read_only=True, mounts=mounts, stop_signal="SIGTERM",
+                    # an init as PID 1 passes SIGTERM on: the kernel drops it for a PID 1
+                    # without a handler, so a stop before the engine set its own would wait
+                    # for SIGKILL
+                    init=True,
                     labels={LABEL: "docker", "org.ghvault.owner": self.op.github_owner,
                             "org.ghvault.task": f"{self.op.dag_id}.{self.op.task_id}"})
             container = self._container
