@@ -27,7 +27,7 @@ ENV_PREFIX = "GHVAULT_"
 # unset, so GHVAULT_* environment variables alone can configure a deployment).
 SETTINGS_TEMPLATE = "{{ var.value.get('" + VARIABLE_NAME + "', '') }}"
 
-RUNNERS = ("ecs", "local")
+RUNNERS = ("ecs", "local", "docker")
 CREDENTIAL_STORES = ("ssm", "secretsmanager")
 DEFAULT_TOKEN_PARAMETER = "/ghvault/github-token"
 APP_KEYS = ("github_app_id", "github_app_installation_id", "github_app_private_key_secret")
@@ -55,7 +55,8 @@ class DeploymentSettings:
 
     bucket                 S3 bucket for archives (required)
     prefix                 key prefix inside the bucket (the lifecycle rule's prefix)
-    runner                 "ecs" (Fargate task) or "local" (subprocess of the worker)
+    runner                 "ecs" (Fargate task), "local" (subprocess of the worker) or
+                           "docker" (the engine image on the worker's Docker or podman)
     region                 AWS region; default: the Airflow connection's / boto3's
     aws_conn_id            Airflow connection for AWS
     cluster, task_definition, container_name
@@ -103,6 +104,13 @@ class DeploymentSettings:
                            runs (created when the scheduler starts: ``ghvault_airflow.pool``)
     shards, owner_shards   parts (Fargate tasks) per owner and month, default 1; per owner
                            as {"big-org": 8} (``ghvault_airflow.shards``)
+    docker_image           the engine image the docker runner starts (default ghvault:dev)
+    docker_url             the container engine's API (unix:///..., tcp://...); default:
+                           DOCKER_HOST, else /var/run/docker.sock, else podman's socket
+    docker_network         the container's network (default bridge; host for local demos
+                           whose GitHub or S3 listen on the worker's 127.0.0.1)
+    docker_mounts          host path -> container path, bound read-only (e.g. a CA bundle
+                           that engine_env's SSL_CERT_FILE names)
     """
 
     bucket: str
@@ -142,6 +150,10 @@ class DeploymentSettings:
     shards: int = 1
     owner_shards: dict[str, str] = field(default_factory=dict)
     git_state: bool = False
+    docker_image: str = "ghvault:dev"
+    docker_url: str | None = None
+    docker_network: str = "bridge"
+    docker_mounts: dict[str, str] = field(default_factory=dict)
 
     @property
     def backup_timeout(self) -> timedelta:
@@ -202,7 +214,7 @@ class DeploymentSettings:
             _fail("bucket", f"is {self.bucket!r}: give the bucket name only, without s3:// "
                             "or a path (the path goes in 'prefix')")
         if self.runner not in RUNNERS:
-            _fail("runner", f"is {self.runner!r}: use 'ecs' or 'local'")
+            _fail("runner", f"is {self.runner!r}: use one of {', '.join(RUNNERS)}")
         if self.glacier_storage_class not in COLD_STORAGE_CLASSES:
             _fail("glacier_storage_class", f"is {self.glacier_storage_class!r}: use one of "
                                            f"{', '.join(COLD_STORAGE_CLASSES)}")
@@ -243,6 +255,7 @@ class DeploymentSettings:
             check_shards(self.shards, self.owner_shards)
         except ValueError as err:
             raise SettingsError(f"{VARIABLE_NAME}: {err}.") from None
+        self._validate_docker()
         if not self.container_name:
             _fail("container_name", "is empty: name the ghvault container of the task definition")
         if not self.log_stream_prefix:
@@ -289,6 +302,24 @@ class DeploymentSettings:
         if self.credential_store == "secretsmanager" and ":ssm:" in name:
             _fail(key, "is an SSM parameter ARN while credential_store is 'secretsmanager': "
                        "set credential_store to 'ssm', or name a Secrets Manager secret")
+
+    def _validate_docker(self) -> None:
+        """The docker runner's keys (checked whatever the runner: a run may ask for docker)."""
+        from ghvault_airflow.container_engine import URL_SCHEMES
+
+        if not self.docker_image.strip():
+            _fail("docker_image", "is empty: name the engine image (e.g. ghvault:dev, or the "
+                                  "ECR repository's URI with a tag)")
+        if self.docker_url and not self.docker_url.startswith(URL_SCHEMES):
+            _fail("docker_url", f"is {self.docker_url!r}: use unix:///PATH/docker.sock or "
+                                "tcp://HOST:PORT, or unset it to use DOCKER_HOST")
+        if not re.fullmatch(r"[\w][\w.:-]*", self.docker_network):
+            _fail("docker_network", f"is {self.docker_network!r}: use a network name such as "
+                                    "bridge or host")
+        for host, inside in self.docker_mounts.items():
+            if not (host.startswith("/") and inside.startswith("/")):
+                _fail("docker_mounts", f"entry {host!r}: {inside!r} is not absolute: map an "
+                                       "absolute host path to an absolute container path")
 
     def require_ecs(self) -> None:
         """Raise SettingsError unless everything a Fargate run needs is set."""
