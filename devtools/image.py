@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     if docker_running():
         cli = "docker"
     else:
-        apt_install(["podman", "runc"])
+        # catatonit: the init the docker runner asks for (init=True), so a stop sent before
+        # the engine sets its SIGTERM handler still ends the container
+        apt_install(["podman", "runc", "catatonit"])
         configure_podman()
         cli = "podman"
         info = subprocess.run(["podman", "info"], capture_output=True, text=True)
