@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -267,6 +268,7 @@ class World:
     repos: dict[str, Repo]  # by full name
     gists: dict[str, Gist]  # by id
     next_id: int = 900_000_000
+    settings: dict[str, Any] = field(default_factory=dict)  # see generate_settings.py
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -328,6 +330,7 @@ class World:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Ground truth per owner role: what a complete backup of that owner must contain."""
+        from .generate_settings import settings_counts  # it imports this module
         out: dict[str, dict[str, int]] = {}
         for role, login in self.owners.items():
             repos = self.repos_of(login)
@@ -358,4 +361,5 @@ class World:
                 "following": len(acct.following),
                 "starred": len(acct.starred),
             }
+            out[role].update(settings_counts(self, login))
         return out

@@ -122,7 +122,7 @@ def _repo_body(w: World, u: Urls, r: Repo) -> JSON:
         "has_projects": True,
         "has_downloads": True,
         "has_wiki": r.has_wiki,
-        "has_pages": False,
+        "has_pages": bool((w.settings.get(r.full_name) or {}).get("pages")),
         "has_discussions": False,
         "forks_count": r.forks_count,
         "mirror_url": None,
