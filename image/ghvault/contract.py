@@ -65,6 +65,8 @@ KINDS: tuple[str, ...] = (
     "git", "wiki", "lfs", "issues", "comments", "events", "pulls", "reviews",
     "review_comments", "commit_comments", "labels", "milestones", "releases", "assets",
     "hooks", "advisories", "gists", "account",
+    "settings", "branch_protections", "rulesets", "collaborators", "deploy_keys",
+    "environments", "actions", "autolinks", "pages", "gist_comments",
 )
 
 # -- where an archive lives ------------------------------------------------------------------

@@ -29,7 +29,9 @@ from .archive import ArchiveWriter
 from .bundles import stream_bundle
 from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
+from .collect.owner import collect_owner
 from .collect.repo_meta import collect_repo_metadata
+from .collect.settings import collect_repo_settings
 from .contract import SIDECAR_SUFFIX
 from .errors import AuthError, ConfigError, NotFound
 from .git import Git, GitError, RepoNotFound, kill_children
@@ -132,6 +134,7 @@ class Backup:
     def repo_api(self, job: Job, repo: dict[str, Any]) -> None:
         try:
             collect_repo_metadata(job, repo)
+            collect_repo_settings(job, repo)
         except NotFound as e:  # deleted while we were reading it
             self.ledger.skip(f"repo {repo['full_name']}", f"disappeared during the run ({e})")
 
@@ -244,7 +247,7 @@ class Backup:
             self.disk = DiskBudget(max((int(r.get("size") or 0) * 1024 for r in repos),
                                        default=0) + DISK_HEADROOM, self.stop.event)
             gists = []
-            if "gists" in opts.kinds and profile.get("type") != "Organization":
+            if {"gists", "gist_comments"} & opts.kinds and profile.get("type") != "Organization":
                 gists = list(client.paginate(f"/users/{profile['login']}/gists"))
             # Installation tokens expire: git asks for a current one (gitcred.py).
             tokens = auth if isinstance(auth, InstallationAuth) else None
@@ -258,7 +261,7 @@ class Backup:
                 self.archive = archive = ArchiveWriter(sink)
                 job = Job(StoppableClient(client, self.stop), archive, frozenset(opts.kinds),
                           self.ledger, profile["login"], workdir,
-                          assets=store.assets() if store else None)
+                          assets=store.assets() if store else None, viewer=viewer)
                 self.ledger.counts["repos"] = len(repos)
                 self.collect(job, git, profile, repos, gists)
                 # Publication, in the order docs/architecture.md gives ("Write order and
@@ -308,10 +311,11 @@ class Backup:
         try:
             if job.wants("account"):
                 futures.append(api.submit(collect_account, job, profile))
+            futures.append(api.submit(collect_owner, job, profile, gists))
             for repo in repos:
                 futures.append(api.submit(self.repo_api, job, repo))
                 futures.append(gp.submit(self.repo_git, job, git, repo))
-            for g in gists:
+            for g in gists if job.wants("gists") else []:
                 futures.append(gp.submit(self.gist, job, git, g))
             while True:  # a signal waits for the next look (the wait's locks stay sound)
                 with self.stop.held():
