@@ -55,7 +55,7 @@ def _repo_settings(rng: random.Random, world: World, repo: Any, others: list[str
              "policies": [{"id": world.new_id(), "name": "release/*", "type": "branch"}]
              if name == "production" else [],
              "reviewers": name == "production", "wait_timer": 30 if name == "production"
-             else 0, "created_at": stamp()} for name in ("staging", "production")[
+             else 0, "created_at": stamp()} for name in ("production", "staging")[
                  : rng.randint(1, 2)]],
         "variables": [{"name": n, "value": v, "created_at": stamp()} for n, v in
                       [("DEPLOY_REGION", "eu-west-1"), ("LOG_LEVEL", "info")][
