@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.coverage import ghvault_counts, peer_counts, shortfalls
+from bench.coverage import PEER_KINDS, ghvault_counts, peer_counts, shortfalls
 from bench.monitor import Measured, run_measured
 from bench.sim import Sim
 
@@ -110,5 +110,5 @@ def run_peer(sim: Sim, owner: str, out: Path, run_dir: Path, expected: dict[str,
     stats = sim.stats()
     counts = peer_counts(out, gone)
     run = ToolRun(PEER, label, measured, stats, counts, output=out)
-    run.missing = shortfalls(expected, counts)
+    run.missing = shortfalls(expected, counts, PEER_KINDS)  # judged on what it can keep
     return run, argv
