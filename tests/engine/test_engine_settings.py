@@ -75,6 +75,7 @@ def test_settings_counts_equal_the_ground_truth(sim, bucket, role):
     custom = [e for e in envs if e["deployment_branch_policy"]["custom_branch_policies"]]
     assert custom and all(e["deployment_branch_policies"] for e in custom)
     if role == "org":
+        assert settings["custom_properties"]["team"]
         for entry in ("owners", "outside_collaborators", "hooks", "rulesets",
                       "custom_properties"):
             assert f"account/{entry}.json" in z.namelist(), entry

@@ -85,6 +85,9 @@ def build_settings(world: World, rng: random.Random, stamp) -> None:
         acct = world.accounts[login]
         if acct.type != "Organization":
             continue
+        for r in world.repos_of(login):  # values of the schema below
+            world.settings[r.full_name]["custom_properties"] = {
+                "team": rng.choice(["core", "docs", "infra"]), "cost_center": "CC-1"}
         outsiders = sorted({c for r in world.repos_of(login)
                             for c, _ in world.settings[r.full_name]["collaborators"]}
                            - set(acct.members))

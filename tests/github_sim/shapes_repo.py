@@ -199,7 +199,7 @@ def render_full_repo(w: World, u: Urls, r: Repo, viewer: str | None = None) -> J
     if r.fork and r.parent and r.parent in w.repos:
         out["parent"] = render_minimal_repo(w, u, w.repos[r.parent])
         out["source"] = render_minimal_repo(w, u, _source(w, r))
-    out["custom_properties"] = {}
+    out["custom_properties"] = (w.settings.get(r.full_name) or {}).get("custom_properties", {})
     out["network_count"] = _source(w, r).forks_count
     out["subscribers_count"] = r.watchers
     return out
