@@ -76,6 +76,9 @@ def test_settings_counts_equal_the_ground_truth(sim, bucket, role):
     assert custom and all(e["deployment_branch_policies"] for e in custom)
     if role == "org":
         assert settings["custom_properties"]["team"]
+        teams = json.loads(z.read("account/teams.json"))
+        assert [t["parent"]["slug"] for t in teams if t["parent"]] == \
+            [t.parent for t in sim.sim.world.accounts[login].teams if t.parent]
         for entry in ("owners", "outside_collaborators", "hooks", "rulesets",
                       "custom_properties"):
             assert f"account/{entry}.json" in z.namelist(), entry

@@ -39,7 +39,7 @@ from .model import (
     World,
 )
 
-GENERATOR_VERSION = 162  # distinct from the numbers parallel branches build with
+GENERATOR_VERSION = 163  # distinct from the numbers parallel branches build with
 USER_LOGIN = "hubber"
 ORG_LOGIN = "hubworks"
 UPSTREAM_LOGIN = "upstream-dev"

@@ -85,6 +85,8 @@ def build_settings(world: World, rng: random.Random, stamp) -> None:
         acct = world.accounts[login]
         if acct.type != "Organization":
             continue
+        for team in acct.teams[1:]:  # nested teams: the first is the others' parent
+            team.parent = acct.teams[0].slug
         for r in world.repos_of(login):  # values of the schema below
             world.settings[r.full_name]["custom_properties"] = {
                 "team": rng.choice(["core", "docs", "infra"]), "cost_center": "CC-1"}

@@ -42,6 +42,7 @@ class Team:
     description: str
     members: list[str]
     repos: list[str]  # repository names in the organisation
+    parent: str | None = None  # the parent team's slug
 
 
 @dataclass

@@ -112,3 +112,13 @@ def test_admin_only_endpoints_refuse_a_member_naming_the_permission(fresh_sim, s
     # what a member may read still answers
     for path in (f"{base}/rulesets", f"{base}/environments", f"/orgs/{org}/properties/schema"):
         assert s.get(f"{fresh_sim.api}{path}").status_code == 200, path
+
+
+def test_nested_teams_name_their_parent(sim):
+    org = sim.sim.world.accounts[sim.sim.world.owners["org"]]
+    teams = {t["slug"]: t for t in get(sim, f"/orgs/{org.login}/teams")}
+    nested = [t for t in org.teams if t.parent]
+    assert nested
+    for t in nested:
+        assert teams[t.slug]["parent"]["slug"] == t.parent
+        assert "parent" not in teams[t.slug]["parent"]  # a team-simple
