@@ -156,3 +156,27 @@ def test_a_second_month_answers_unchanged_settings_with_304s(bucket):
             assert statuses.get("304", 0) >= 1, (endpoint, statuses)
     finally:
         stop()
+
+
+def test_an_app_without_administration_skips_the_admin_kinds_naming_the_permission(tmp_path):
+    from tests.engine.test_engine_app_auth import app_env
+    from tests.engine.test_engine_app_auth import backup as app_backup
+
+    running, stop = start_sim(app_token_ttl=3600)
+    try:
+        world = running.sim.world
+        login = world.owners["org"]
+        proc, summary = app_backup(running, app_env(running), login, tmp_path / "app.zip",
+                                   "--exclude", "git,lfs,wiki")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        reasons = {s["item"]: s["reason"] for s in summary["skipped"]}
+        repo = world.repos_of(login)[0].full_name
+        assert "the permission administration=read" in reasons[f"{repo} branch_protections"]
+        assert "the permission secrets=read" in reasons[f"{repo} actions_secret_names"]
+        assert "the permission organization_hooks=read" in reasons["account hooks"]
+        # collaborators need only metadata, which every installation has
+        truth = world.counts()["org"]
+        assert summary["counts"]["collaborators"] == truth["collaborators"]
+        assert summary["counts"]["environments"] == truth["environments"]
+    finally:
+        stop()

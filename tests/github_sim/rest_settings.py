@@ -2,10 +2,11 @@
 comments, over `world.settings` (generate_settings.py), in the shapes GitHub documents.
 
 Permissions as on GitHub: the settings a repository's admin manages (branch protection,
-rulesets in full, collaborators, invitations, deploy keys, Actions secrets and variables,
-workflow permissions, autolinks, Pages) answer 403 to anyone else, naming the permission
-in X-Accepted-GitHub-Permissions; an organisation's owners alone read its outside
-collaborators, hooks, rulesets, Actions secrets and variables.
+rulesets in full, invitations, deploy keys, Actions secrets and variables, workflow
+permissions, autolinks) answer 403 to any other user and to an installation without the
+permission, which X-Accepted-GitHub-Permissions names; an organisation's owners (or an
+installation on it with the permission) alone read its outside collaborators, hooks,
+rulesets, Actions secrets and variables.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def _denied(message: str, permission: str, docs: str) -> ApiError:
 def _admin_repo(ctx: Ctx, owner: str, name: str, permission: str, docs: str
                 ) -> tuple[Repo, dict[str, Any]]:
     r = ctx.repo(owner, name)
-    if not ctx.is_admin(r):
+    # A user needs admin rights on the repository; an installation, the permission.
+    allowed = ctx.grant.allows(permission) if ctx.grant is not None else ctx.is_admin(r)
+    if not allowed:
         raise _denied("Must have admin rights to Repository.", permission, docs)
     return r, ctx.world.settings.get(r.full_name) or {}
 
@@ -43,7 +46,12 @@ def _org(ctx: Ctx, org: str, permission: str, docs: str) -> tuple[Any, dict[str,
     acct = ctx.world.account(org)
     if acct is None or acct.type != "Organization":
         raise not_found()
-    if ctx.grant is not None or ctx.viewer not in acct.admins:
+    if ctx.grant is not None:  # an installation on the organisation, with the permission
+        allowed = (ctx.grant.installation.account.lower() == acct.login.lower()
+                   and ctx.grant.allows(permission))
+    else:
+        allowed = ctx.viewer in acct.admins
+    if not allowed:
         raise _denied("You must be an org owner to access this resource.", permission, docs)
     return acct, ctx.world.settings.get(f"org:{acct.login}") or {}
 
