@@ -10,17 +10,29 @@ import json
 import zipfile
 from pathlib import Path
 
-KINDS = ("repos", "issues", "pulls", "comments", "reviews", "releases")
-# ghvault's kinds beyond those: counted from the manifest's own tally, which `ghvault
-# verify` holds against the entries (discussion_comments: comments and replies).
+# The kinds python-github-backup (0.65.1) is asked to keep here, counted from the entries.
+PEER_KINDS = ("repos", "issues", "pulls", "comments", "reviews", "releases")
+# Kept by ghvault only (python-github-backup has no option for them), counted per item of
+# these JSON entries: repos/<repo>/<file>, account/<file> and gists/<gist>/<file>.
+GHVAULT_ONLY = {
+    "branch_protections": ("branch_protections.json",),
+    "rulesets": ("rulesets.json",),
+    "collaborators": ("collaborators.json",),
+    "deploy_keys": ("deploy_keys.json",),
+    "environments": ("environments.json",),
+    "actions_variables": ("actions_variables.json",),
+    "actions_secret_names": ("actions_secret_names.json",),
+    "gist_comments": ("comments.json",),
+}
+_BY_FILE = {file: kind for kind, files in GHVAULT_ONLY.items() for file in files}
+# ghvault's content kinds, counted from the manifest's own tally, which `ghvault verify`
+# holds against the entries (discussion_comments: comments and replies). python-github-backup
+# has `--discussions` and `--attachments` now, but its attachments are only URLs on
+# github.com's own hosts (none on a simulator or an Enterprise host), and it keeps no
+# projects (v2): the table shows those kinds as not kept by it.
 CONTENT_KINDS = ("discussions", "discussion_comments", "projects", "project_items",
                  "attachments")
-# What python-github-backup (0.65.1) is asked to keep here. It has `--discussions` and
-# `--attachments` now, but its attachments are only URLs on github.com's own hosts (none
-# on a simulator or an Enterprise host), and it keeps no projects (v2): the table shows
-# those kinds as not kept by it.
-PEER_KINDS = KINDS
-ALL_KINDS = KINDS + CONTENT_KINDS
+KINDS = PEER_KINDS + tuple(GHVAULT_ONLY) + CONTENT_KINDS
 
 
 def ghvault_counts(archive: Path) -> dict[str, int]:
@@ -29,6 +41,10 @@ def ghvault_counts(archive: Path) -> dict[str, int]:
     with zipfile.ZipFile(archive) as z:
         for name in z.namelist():
             parts = name.split("/")
+            if parts[0] in ("account", "repos", "gists") and parts[-1] in _BY_FILE \
+                    and len(parts) == (2 if parts[0] == "account" else 3):
+                counts[_BY_FILE[parts[-1]]] += len(json.loads(z.read(name)))
+                continue
             if len(parts) != 3 or parts[0] != "repos":
                 continue
             leaf = parts[2]
@@ -61,7 +77,7 @@ def peer_counts(out: Path, gone: frozenset[str] = frozenset()) -> dict[str, int]
     `gone`: repositories deleted on the server since an earlier run into the same directory
     (the peer keeps their files; they are not part of this month's ground truth).
     """
-    counts = dict.fromkeys(KINDS, 0)
+    counts = dict.fromkeys(PEER_KINDS, 0)
     repos = out / "repositories"
     if not repos.is_dir():
         return counts
@@ -90,6 +106,8 @@ def _read(path: Path) -> dict:
 
 def shortfalls(expected: dict[str, int], got: dict[str, int],
                kinds: tuple[str, ...] = KINDS) -> list[str]:
-    """Each kind whose count differs from the ground truth, as 'kind got/expected'."""
-    return [f"{kind} {got.get(kind, 0)}/{expected[kind]}" for kind in kinds
-            if got.get(kind, 0) != expected[kind]]
+    """Each of `kinds` whose count differs from the ground truth, as 'kind got/expected'
+    (a kind the simulator has none of for this owner, gist comments of an organisation,
+    is expected at 0)."""
+    return [f"{kind} {got.get(kind, 0)}/{expected.get(kind, 0)}" for kind in kinds
+            if got.get(kind, 0) != expected.get(kind, 0)]

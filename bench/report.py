@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bench.coverage import ALL_KINDS, KINDS, PEER_KINDS
+from bench.coverage import KINDS, PEER_KINDS
 from bench.dagparse import DagParse
 from bench.dagparse import command as dag_command
 from bench.scenarios import MainResult, Plan, SecondaryResult
@@ -63,15 +63,15 @@ def count(v: float) -> str:
 
 def coverage(expected: dict[str, int], runs: dict[str, list[ToolRun]]) -> str:
     rows = []
-    for kind in ALL_KINDS:
-        cells = [kind, str(expected.get(kind, 0))]
+    for kind in KINDS:
+        want = expected.get(kind, 0)
+        cells = [kind, str(want)]
         for t in TOOLS:
             if t == PEER and kind not in PEER_KINDS:
                 cells.append("not kept")
                 continue
             got = sorted({r.counts.get(kind, 0) for r in runs[t]})
-            ok = got == [expected.get(kind, 0)]
-            cells.append("/".join(map(str, got)) + (" ✓" if ok else " ✗"))
+            cells.append("/".join(map(str, got)) + (" ✓" if got == [want] else " ✗"))
         rows.append(cells)
     return table(["kind", "simulator's counts", GHVAULT, PEER], rows)
 
@@ -123,7 +123,7 @@ def render(rep: Report) -> str:
         f"with {cfg.latency_ms} ms added to every API answer and git/LFS bandwidth capped at "
         f"{cfg.git_kbps} kbit/s per connection. One simulator process per scenario.",
         f"- Owner: `{main.owner}` ({plan.role}): " + ", ".join(
-            f"{main.expected_one[k]} {k}" for k in KINDS) + ". Largest repository: "
+            f"{main.expected_one.get(k, 0)} {k}" for k in KINDS) + ". Largest repository: "
         f"`{main.largest_repo[0]}`, {human(main.largest_repo[1])} on the server.",
         f"- Repetitions: ghvault {n_ours}×, python-github-backup {n_peer}× per measurement "
         f"(one full peer run takes {seconds(spread(main.month_one[PEER], wall).median)} "

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.coverage import ALL_KINDS, ghvault_counts, peer_counts, shortfalls
+from bench.coverage import KINDS, PEER_KINDS, ghvault_counts, peer_counts, shortfalls
 from bench.monitor import Measured, run_measured
 from bench.sim import Sim
 
@@ -88,7 +88,7 @@ def run_ghvault(sim: Sim, owner: str, month: str, run_dir: Path, expected: dict[
     stats = sim.stats()
     counts = ghvault_counts(archive) if measured.returncode == 0 and archive.exists() else {}
     run = ToolRun(GHVAULT, label or month, measured, stats, counts, output=archive)
-    run.missing = shortfalls(expected, counts, ALL_KINDS) if counts else ["no archive"]
+    run.missing = shortfalls(expected, counts, KINDS) if counts else ["no archive"]
     if measured.returncode == 0:
         summary = json.loads(measured.stdout.strip().splitlines()[-1])
         if summary.get("skipped"):
@@ -110,5 +110,5 @@ def run_peer(sim: Sim, owner: str, out: Path, run_dir: Path, expected: dict[str,
     stats = sim.stats()
     counts = peer_counts(out, gone)
     run = ToolRun(PEER, label, measured, stats, counts, output=out)
-    run.missing = shortfalls(expected, counts)
+    run.missing = shortfalls(expected, counts, PEER_KINDS)  # judged on what it can keep
     return run, argv

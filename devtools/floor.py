@@ -40,7 +40,7 @@ def floor_requests(world, role: str) -> int:
         total += 0 if r.private else 1  # security advisories (public repositories)
         total += math.ceil(len(pulls) / 100)  # GraphQL: reviews of 100 pulls per query
         total += sum(len(rel.assets) for rel in r.releases)
-    return total + content_floor(world, login, repos)
+    return total + content_floor(world, login, repos) + settings_floor(world, role)
 
 
 def content_floor(world, login: str, repos) -> int:
@@ -58,6 +58,33 @@ def content_floor(world, login: str, repos) -> int:
         total += sum(math.ceil(len(d.comments) / 100) for d in ds)
         total += sum(math.ceil(len(x.replies) / 100) - 1 for d in ds for x in d.comments
                      if len(x.replies) > 100)
+    return total
+
+
+def settings_floor(world, role: str) -> int:
+    """The requests for settings and administration (collect/settings.py, owner.py), by an
+    admin of every repository and an owner of the organisation: every list once, one GET
+    per protected branch, per ruleset (the lists leave the rules out) and per environment
+    with custom branch policies, Pages only where the repository has a site, and a gist's
+    comments only when it has some."""
+    login = world.owners[role]
+    total = 0
+    for r in world.repos_of(login):
+        st = world.settings.get(r.full_name) or {}
+        total += 10  # repository, branches, rulesets, collaborators, invitations, keys,
+        #              environments, Actions variables, secrets, workflow permissions
+        total += 1  # autolinks
+        total += len(st.get("protected", [])) + len(st.get("rulesets", []))
+        total += sum(1 for e in st.get("environments", []) if e["custom_branches"])
+        total += 1 if st.get("pages") else 0
+    if role == "user":
+        total += 1  # the user's starred gists
+        total += sum(math.ceil(g.comments / 100) for g in world.gists_of(login))
+    else:
+        org = world.settings.get(f"org:{login}") or {}
+        total += 7  # owners, outside collaborators, hooks, rulesets, Actions variables,
+        #             secrets, custom property schema
+        total += len(org.get("rulesets", []))
     return total
 
 

@@ -67,6 +67,8 @@ KINDS: tuple[str, ...] = (
     "review_comments", "commit_comments", "labels", "milestones", "releases", "assets",
     "hooks", "advisories", "gists", "account",
     "discussions", "projects", "attachments",
+    "settings", "branch_protections", "rulesets", "collaborators", "deploy_keys",
+    "environments", "actions", "autolinks", "pages", "gist_comments",
 )
 
 # -- where an archive lives ------------------------------------------------------------------

@@ -31,8 +31,10 @@ from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
 from .collect.attachments import Attachments, ScanningArchive
 from .collect.discussions import collect_discussions
+from .collect.owner import collect_owner
 from .collect.projects import collect_projects
 from .collect.repo_meta import collect_repo_metadata
+from .collect.settings import collect_repo_settings
 from .contract import SIDECAR_SUFFIX, Shard, part_suffix
 from .engine_gitstate import KeptGit
 from .errors import AuthError, ConfigError, NotFound
@@ -44,7 +46,7 @@ from .github.urls import default_git_url
 from .gitstate import GitState
 from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry
 from .listing import discover, list_repos
-from .shards import kinds_of, manifest_field, select
+from .shards import holds_account, kinds_of, manifest_field, select
 from .stop import (
     STOP_GRACE,
     Halted,
@@ -145,6 +147,7 @@ class Backup(KeptGit):
             collect_repo_metadata(job, repo)
             if job.wants("discussions"):
                 collect_discussions(job, repo)
+            collect_repo_settings(job, repo)
         except NotFound as e:  # deleted while we were reading it
             self.ledger.skip(f"repo {repo['full_name']}", f"disappeared during the run ({e})")
 
@@ -274,7 +277,7 @@ class Backup(KeptGit):
             self.disk = DiskBudget(max((int(r.get("size") or 0) * 1024 for r in repos),
                                        default=0) + DISK_HEADROOM, self.stop.event)
             gists = []
-            if "gists" in kinds and profile.get("type") != "Organization":
+            if {"gists", "gist_comments"} & kinds and profile.get("type") != "Organization":
                 gists = list(client.paginate(f"/users/{profile['login']}/gists"))
             # Installation tokens expire: git asks for a current one (gitcred.py).
             tokens = auth if isinstance(auth, InstallationAuth) else None
@@ -288,7 +291,7 @@ class Backup(KeptGit):
                 self.archive = archive = ArchiveWriter(sink)
                 job = Job(StoppableClient(client, self.stop), archive, kinds,
                           self.ledger, profile["login"], workdir,
-                          assets=store.assets() if store else None)
+                          assets=store.assets() if store else None, viewer=viewer)
                 if job.wants("attachments"):  # every JSON document is scanned for them
                     job.archive = ScanningArchive(archive, Attachments(job, git.auth_urls[0]))
                 self.ledger.counts["repos"] = len(repos)
@@ -344,10 +347,12 @@ class Backup(KeptGit):
                 futures.append(api.submit(collect_account, job, profile))
             if job.wants("projects"):
                 futures.append(api.submit(collect_projects, job, profile["login"]))
+            if holds_account(self.opts.shard):
+                futures.append(api.submit(collect_owner, job, profile, gists))
             for repo in repos:
                 futures.append(api.submit(self.repo_api, job, repo))
                 futures.append(gp.submit(self.repo_git, job, git, repo))
-            for g in gists:
+            for g in gists if job.wants("gists") else []:
                 futures.append(gp.submit(self.gist, job, git, g))
             while True:  # a signal waits for the next look (the wait's locks stay sound)
                 with self.stop.held():

@@ -87,6 +87,21 @@ ACCOUNT_FILES = _by_file(
          "per line", "jsonl", "deflated", "projects", "line"),
     Spec("account", "account/project_items.jsonl", "the items of every project (v2) with "
          "their field values, one per line", "jsonl", "deflated", "project_items", "line"),
+    _json("account", "account/owners.json", "an organisation's owners (its members with "
+          "the admin role)"),
+    _json("account", "account/outside_collaborators.json", "an organisation's outside "
+          "collaborators", "outside_collaborators"),
+    _json("account", "account/hooks.json", "an organisation's webhooks", "org_hooks"),
+    _json("account", "account/rulesets.json", "an organisation's rulesets, with their rules",
+          "rulesets"),
+    _json("account", "account/actions_variables.json", "an organisation's Actions "
+          "variables, with their values", "actions_variables"),
+    _json("account", "account/actions_secret_names.json", "an organisation's Actions "
+          "secrets: names and dates (GitHub never gives values)", "actions_secret_names"),
+    _json("account", "account/custom_properties.json", "an organisation's custom property "
+          "schema"),
+    _json("account", "account/starred_gists.json", "the gists a user starred",
+          "starred_gists"),
 )
 TEAM_FILES = _by_file(
     _json("team", "account/teams/<team>/members.json", "a team's members"),
@@ -122,6 +137,30 @@ REPO_FILES = _by_file(
     _jsonl("repos/<repo>/discussion_comments.jsonl", "discussion comments and their replies "
            "(a reply names its comment in `reply_to`)", "discussion_comments"),
     _json("repo_file", "repos/<repo>/discussion_categories.json", "discussion categories"),
+    _json("repo_file", "repos/<repo>/settings.json", "the repository as its own document "
+          "gives it (merge settings, security and analysis, topics, custom properties)",
+          "repo_settings", "entry"),
+    _json("repo_file", "repos/<repo>/branch_protections.json", "each protected branch's "
+          "protection: `{branch, protection}`", "branch_protections"),
+    _json("repo_file", "repos/<repo>/rulesets.json", "the repository's rulesets, with their "
+          "rules", "rulesets"),
+    _json("repo_file", "repos/<repo>/collaborators.json", "collaborators with their "
+          "permissions and role", "collaborators"),
+    _json("repo_file", "repos/<repo>/invitations.json", "pending collaborator invitations",
+          "invitations"),
+    _json("repo_file", "repos/<repo>/deploy_keys.json", "deploy keys (public keys)",
+          "deploy_keys"),
+    _json("repo_file", "repos/<repo>/environments.json", "environments with protection "
+          "rules and deployment branch policies", "environments"),
+    _json("repo_file", "repos/<repo>/actions_variables.json", "Actions variables, with "
+          "their values", "actions_variables"),
+    _json("repo_file", "repos/<repo>/actions_secret_names.json", "Actions secrets: names and "
+          "dates (GitHub never gives values)", "actions_secret_names"),
+    _json("repo_file", "repos/<repo>/actions_workflow_permissions.json", "the default "
+          "GITHUB_TOKEN permissions of workflows"),
+    _json("repo_file", "repos/<repo>/autolinks.json", "autolink references", "autolinks"),
+    _json("repo_file", "repos/<repo>/pages.json", "the GitHub Pages site's settings", "pages",
+          "entry"),
 )
 LFS_OBJECT = Spec("lfs_object", "repos/<repo>/lfs/<oid>", "an LFS object; its content hashes "
                   "to <oid>", "blob", "stored", "lfs_objects")
@@ -130,6 +169,7 @@ RELEASE_ASSET = Spec("release_asset", "repos/<repo>/releases/<tag>/<asset>", "a 
 GIST_FILES = _by_file(
     _json("gist_meta", "gists/<gist>/gist.json", "the gist (REST)"),
     _bundle("gist_bundle", "gists/<gist>/git.bundle", "the gist's repository", "gists"),
+    _json("gist_meta", "gists/<gist>/comments.json", "the gist's comments", "gist_comments"),
 )
 ATTACHMENT_INDEX = _json("attachment_index", "attachments/index.json", "every file attached "
                          "to a body: its URL, SHA-256, size, type and where it was found",

@@ -15,7 +15,7 @@ from .contract import Shard, parse_archive_key, parse_archive_part, part_suffix,
 from .errors import ConfigError
 
 # Kinds that belong to the account, not to a repository: part 1 keeps them.
-ACCOUNT_KINDS = frozenset({"account", "gists"})
+ACCOUNT_KINDS = frozenset({"account", "gists", "gist_comments", "projects"})
 
 
 def effective(shard: Shard | None) -> Shard | None:
@@ -37,11 +37,17 @@ def check_dest(dest: str, shard: Shard | None) -> None:
                           "(contract.archive_key builds it)")
 
 
+def holds_account(shard: Shard | None) -> bool:
+    """Whether the part keeps the owner-level data (an organisation's own hooks, rulesets
+    and Actions lists too, whose kinds are also repository kinds): part 1, or unsharded."""
+    shard = effective(shard)
+    return shard is None or shard.index == 1
+
+
 def kinds_of(kinds: frozenset[str], shard: Shard | None) -> frozenset[str]:
     """The kinds a part keeps: all in part 1 (or unsharded), the repository kinds only in
     the others."""
-    shard = effective(shard)
-    return kinds if shard is None or shard.index == 1 else kinds - ACCOUNT_KINDS
+    return kinds if holds_account(shard) else kinds - ACCOUNT_KINDS
 
 
 def select(repos: list[dict[str, Any]], shard: Shard | None) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import gitrepos
 from .generate_content import add_content
+from .generate_settings import build_settings
 from .gitrepos import History, Person
 from .model import (
     Account,
@@ -39,7 +40,7 @@ from .model import (
     World,
 )
 
-GENERATOR_VERSION = 51  # 5 is taken by another branch's cache (merge: bump past both)
+GENERATOR_VERSION = 170  # content and settings joined
 USER_LOGIN = "hubber"
 ORG_LOGIN = "hubworks"
 UPSTREAM_LOGIN = "upstream-dev"
@@ -526,6 +527,7 @@ class Builder:
             repo.updated_at = max(stamps)
         self.gists()
         self.social()
+        build_settings(self.world, self.rng, lambda: iso(self.clock.tick()))
         add_content(self.world)
         latest = max(stamp for _, stamp in self.world.timestamps())
         if latest > iso(END_EPOCH):

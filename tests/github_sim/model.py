@@ -42,6 +42,7 @@ class Team:
     description: str
     members: list[str]
     repos: list[str]  # repository names in the organisation
+    parent: str | None = None  # the parent team's slug
 
 
 @dataclass
@@ -269,6 +270,7 @@ class World:
     gists: dict[str, Gist]  # by id
     next_id: int = 900_000_000
     content: Any = None  # model_content.Content: discussions, projects, attachments
+    settings: dict[str, Any] = field(default_factory=dict)  # see generate_settings.py
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -330,6 +332,7 @@ class World:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Ground truth per owner role: what a complete backup of that owner must contain."""
+        from .generate_settings import settings_counts  # it imports this module
         out: dict[str, dict[str, int]] = {}
         for role, login in self.owners.items():
             repos = self.repos_of(login)
@@ -362,4 +365,5 @@ class World:
             }
             if self.content is not None:
                 out[role].update(self.content.counts(login, [r.full_name for r in repos]))
+            out[role].update(settings_counts(self, login))
         return out

@@ -111,10 +111,14 @@ def org_members(ctx: Ctx, org: str) -> Paged:
     acct = _account(ctx, org)
     if acct.type != "Organization":
         raise not_found()
+    role = ctx.arg("role", "all", ("all", "admin", "member"))
+    members = [m for m in acct.members
+               if role == "all" or (m in acct.admins) == (role == "admin")]
     if not ctx.member_of(acct):
         # Outsiders see public members only; the simulator makes the first half public.
-        return _user_list(ctx, acct.members[: len(acct.members) // 2])
-    return _user_list(ctx, acct.members)
+        return _user_list(ctx, [m for m in acct.members[: len(acct.members) // 2]
+                                if m in members])
+    return _user_list(ctx, members)
 
 
 def _team(ctx: Ctx, org: str, slug: str):

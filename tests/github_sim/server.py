@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from . import attachments, generate, gitserve, rest, rest_app  # noqa: F401  (routes)
+from . import attachments, generate, gitserve, rest, rest_app, rest_settings  # noqa: F401
 from .accounting import RateLimits, Stats
 from .app import NOT_ACCESSIBLE, App, Identity, check_credential_kind, identify
 from .faults import Faults

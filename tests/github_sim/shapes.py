@@ -231,7 +231,8 @@ def render_team(w: World, u: Urls, org: str, team: Team) -> JSON:
         "type": "organization",
         "organization_id": acct.id,
         "permission": "pull",
-        "parent": None,
+        "parent": next(({k: v for k, v in render_team(w, u, org, p).items() if k != "parent"}
+                        for p in acct.teams if p.slug == team.parent), None),
     }
 
 

@@ -122,7 +122,7 @@ def _repo_body(w: World, u: Urls, r: Repo) -> JSON:
         "has_projects": True,
         "has_downloads": True,
         "has_wiki": r.has_wiki,
-        "has_pages": False,
+        "has_pages": bool((w.settings.get(r.full_name) or {}).get("pages")),
         "has_discussions": bool(w.content and w.content.discussions.get(r.full_name)),
         "forks_count": r.forks_count,
         "mirror_url": None,
@@ -199,7 +199,7 @@ def render_full_repo(w: World, u: Urls, r: Repo, viewer: str | None = None) -> J
     if r.fork and r.parent and r.parent in w.repos:
         out["parent"] = render_minimal_repo(w, u, w.repos[r.parent])
         out["source"] = render_minimal_repo(w, u, _source(w, r))
-    out["custom_properties"] = {}
+    out["custom_properties"] = (w.settings.get(r.full_name) or {}).get("custom_properties", {})
     out["network_count"] = _source(w, r).forks_count
     out["subscribers_count"] = r.watchers
     return out

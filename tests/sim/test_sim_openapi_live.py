@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import TOKEN
 from tests.github_sim import openapi as oa
 from tests.github_sim.app import JWT_ROUTES
+from tests.github_sim.rest_settings import example_paths
 from tests.github_sim.routing import ROUTES
 
 SPEC_VERSION = "23.0.2"  # @octokit/openapi, see package.json
@@ -52,6 +53,7 @@ def concrete_paths(world) -> list[str]:
         f"{base}/releases/{release.id}", f"{base}/releases/latest",
         f"{base}/releases/{release.id}/assets",
         f"{base}/releases/assets/{release.assets[0].id}", "/rate_limit",
+        *example_paths(world),
     ]
 
 

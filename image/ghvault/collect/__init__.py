@@ -61,6 +61,7 @@ class Job:
     owner: str
     workdir: Path
     assets: Any = None  # ghvault.github.cache.AssetCopies with --state, else None
+    viewer: str | None = None  # the token's own login (None for App installations)
 
     def wants(self, kind: str) -> bool:
         return kind in self.kinds
