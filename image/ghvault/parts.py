@@ -48,11 +48,18 @@ def shard_of_manifest(doc: dict[str, Any]) -> Shard | None:
     return None
 
 
-def restored_manifest_name(doc: dict[str, Any]) -> str:
-    """Where restore writes the manifest: MANIFEST.json, or MANIFEST.part-K-of-N.json for a
-    part, so the parts of a month restored into one directory keep theirs side by side."""
+def restored_name(name: str, doc: dict[str, Any]) -> str:
+    """Where restore writes an entry every part has (the manifest, the attachment index):
+    `name` itself, or with `.part-K-of-N` before its extension for a part, so the parts of
+    a month restored into one directory keep theirs side by side."""
     suffix = part_suffix(shard_of_manifest(doc))
-    return MANIFEST_NAME if not suffix else MANIFEST_NAME.replace(".json", f"{suffix}.json")
+    stem, dot, ext = name.rpartition(".")
+    return name if not suffix else f"{stem}{suffix}{dot}{ext}"
+
+
+def restored_manifest_name(doc: dict[str, Any]) -> str:
+    """MANIFEST.json, or MANIFEST.part-K-of-N.json for a part."""
+    return restored_name(MANIFEST_NAME, doc)
 
 
 def check_restore_target(to: Path, doc: dict[str, Any]) -> None:

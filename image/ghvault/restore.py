@@ -43,6 +43,7 @@ the repository cannot move it).
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -70,7 +71,7 @@ from .layout import (
     shown,
     stream_entry,
 )
-from .parts import check_restore_target, restored_manifest_name
+from .parts import check_restore_target, restored_manifest_name, restored_name
 from .source import ArchiveSource, local_git
 from .storage.failures import file_error
 from .verify import is_symlink, manifest_doc, open_archive, sound_entries
@@ -153,6 +154,7 @@ class Restore:
         self.keep = re.compile(opts.repos) if opts.repos else None
         self.to = opts.to.absolute()
         self.outcome = Outcome()
+        self.doc: dict[str, Any] = {}  # the manifest, once read
         self.mirrors: dict[str, Path] = {}  # repository name -> restored mirror
         self.started = time.monotonic()
         if opts.push_to:
@@ -173,6 +175,7 @@ class Restore:
             for name, text in malformed:  # their entries are then not in the manifest
                 self.outcome.problems.append(f"{shown(name)}: {text}" if name else text)
             check_restore_target(self.to, manifest.doc)  # empty, or other parts of the month
+            self.doc = manifest.doc
             owner = manifest.doc.get("owner")
             self.owner = owner if isinstance(owner, str) else ""
             listed = manifest.entries
@@ -274,7 +277,12 @@ class Restore:
         if role == "empty_repo":
             self.init_bare(repos / f"{entry.repo}.git")
             self.outcome.add("empty_repos")
-        if self.extract(zf, info, entry, expected, self.to / entry.name):
+        target = self.to / entry.name
+        if role == "attachment_index":  # each part has its own
+            target = self.to / restored_name(entry.name, self.doc)
+        elif role == "attachment" and same_file(target, expected):
+            return  # stored by content: another part of the month restored the same file
+        if self.extract(zf, info, entry, expected, target):
             self.outcome.add("files")
 
     def extract(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Entry,
@@ -436,3 +444,12 @@ def pick_head(refs: dict[str, str]) -> str | None:
 
 
 __all__ = ["Restore", "RestoreOptions", "check_template", "pick_head"]
+
+
+def same_file(path: Path, expected: Expected) -> bool:
+    """Whether a regular file (no link) at `path` has the size and SHA-256 the manifest
+    records for an entry."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size != expected.size:
+        return False
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest() == expected.sha256

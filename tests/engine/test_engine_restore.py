@@ -33,7 +33,8 @@ from tests.github_sim import gitserve
 GHVAULT = str(Path(sys.executable).with_name("ghvault"))
 BUCKET = "vault-restore"
 MONTH = "2026-10"
-SLOW_RESTORE = 2  # seconds per step of a restore in moto (see slow_glacier)
+SLOW_RESTORE = 6  # seconds per step of a restore in moto (see slow_glacier): wide enough
+# for two `ghvault restore` starts on a loaded machine inside one step
 
 
 def ghvault(*args: str, env: dict | None = None, timeout: int = 300
