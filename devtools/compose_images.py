@@ -61,7 +61,9 @@ def compose_images() -> dict[str, str]:
 
 def build(cli: str, tag: str, context: Path, dockerfile: Path, args: dict[str, str],
           target: str | None = None) -> None:
-    cmd = [cli, "build", "--tag", tag, "--file", str(dockerfile)]
+    # the host's network: pip's many downloads met name-resolution failures on the
+    # engine's private build network here
+    cmd = [cli, "build", "--network", "host", "--tag", tag, "--file", str(dockerfile)]
     for key, value in args.items():
         cmd += ["--build-arg", f"{key}={value}"]
     if target:

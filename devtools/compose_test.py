@@ -208,8 +208,15 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         env = {**os.environ}
         ticker = None
+        if cli == "docker":
+            env.setdefault("DOCKER_GID", str(os.stat("/var/run/docker.sock").st_gid))
         if cli == "podman":
             env["DOCKER_HOST"] = stack.enter_context(podman_service())
+            socket = env["DOCKER_HOST"].removeprefix("unix://")
+            # the worker runs as 50000:0, so the group (root's here, docker's with Docker)
+            # may use the socket, as Docker's own socket allows its group
+            os.chmod(socket, 0o660)
+            env.update({"DOCKER_SOCKET": socket, "DOCKER_GID": "0"})
             ticker = HealthTicker()
             ticker.start()
             stack.callback(ticker.stop)
@@ -221,6 +228,7 @@ def main() -> int:
         env.update({k: str(v) for k, v in ports.items()})
         env.update({"GHVAULT_GITHUB_API_URL": "http://github-sim:8765/api/v3",
                     "GHVAULT_OWNERS": OWNER, "GHVAULT_RUNNER": runner,
+                    "COMPOSE_NETWORK": PROJECT,
                     "COMPOSE_HTTP_TIMEOUT": "300"})
         compose = Stack(env)
         compose.compose("down", "--volumes", "--remove-orphans", check=False,
