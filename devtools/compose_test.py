@@ -119,6 +119,12 @@ class Api:
             raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text[:800]}")
         return answer.json() if answer.content else None
 
+    def answers(self, path: str) -> bool:
+        try:
+            return self.http.get(self.url + path, timeout=10).status_code > 0
+        except requests.RequestException:
+            return False
+
     def ok(self, path: str) -> bool:
         try:
             return self.http.get(self.url + path, timeout=10).status_code == 200
@@ -239,6 +245,8 @@ def main() -> int:
         try:
             compose.compose("up", "--detach", "--no-build")
             timer.mark("stack up (docker-compose up)")
+            sim = Api(f"http://127.0.0.1:{ports['SIM_PORT']}")
+            wait(lambda: sim.answers("/api/v3/rate_limit"), 120, "the GitHub simulator")
             api = Api(f"http://127.0.0.1:{ports['AIRFLOW_PORT']}")
             wait(lambda: api.ok("/api/v2/version"), 300, "the api-server")
             api.login()
