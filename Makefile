@@ -14,7 +14,7 @@ SIM_PORT ?= 8765
 
 help:
 	@echo "make test   install what is missing, then run the test suite"
-	@echo "make run    install what is missing, then run the embedded backup demo"
+	@echo "make run    install what is missing, then run the embedded backup demo (RUNNER=local|docker)"
 	@echo "make sim    serve the GitHub simulator (SIM_SIZE=tiny|small|medium, SIM_PORT=...)"
 	@echo "make image  build the engine image ghvault:dev (docker, or podman installed if need be)"
 	@echo "make compose-test  docker-compose.yaml up for real, one DAG run, down (slow; not in make test)"
@@ -64,8 +64,10 @@ lint: $(PY_STAMP)
 sim: deps
 	$(PY) -m tests.github_sim --size $(SIM_SIZE) --port $(SIM_PORT) --tls --ready-file .sim-ready.json
 
+# RUNNER=docker: the backup runs as the engine image in docker or podman (the docker runner)
+RUNNER ?= local
 run: deps
-	$(PY) -m devtools.embedded
+	RUNNER=$(RUNNER) $(PY) -m devtools.embedded
 
 bench: deps
 	$(PY) -m bench

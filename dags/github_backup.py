@@ -204,7 +204,8 @@ def _notify_failure(context) -> None:
         "runner": Param(
             "", type="string", enum=["", *RUNNERS], title="Runner",
             values_display={"": "from the settings", "ecs": "ECS Fargate task",
-                            "local": "subprocess of the Airflow worker"},
+                            "local": "subprocess of the Airflow worker",
+                            "docker": "container on the Airflow worker's Docker or podman"},
             description="Where the backup engine runs."),
     },
 )

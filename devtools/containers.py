@@ -87,20 +87,20 @@ def podman_service(socket_dir: Path | None = None, timeout: float = 30) -> Itera
 def docker_client() -> Iterator[tuple[object, str]]:
     """A `docker.DockerClient` for this machine's engine and the engine's CLI name:
     Docker's own socket (DOCKER_HOST honoured), or a podman service started for the block."""
-    import docker  # the SDK is a dev/runner dependency, not the image build's
+    # the product's client (the docker runner's): DOCKER_HOST or Docker's own socket
+    from ghvault_airflow.container_engine import connect, engine_url
 
     cli = require_cli()
     if cli == "docker":
-        client = docker.from_env(version="auto", timeout=120)
+        client = connect(engine_url(), timeout=120)
         try:
             yield client, cli
         finally:
             client.close()
         return
     with podman_service() as url:
-        client = docker.DockerClient(base_url=url, version="auto", timeout=120)
+        client = connect(url, timeout=120)
         try:
-            client.ping()
             yield client, cli
         finally:
             client.close()

@@ -24,6 +24,9 @@ Environment:
   GITHUB_TOKEN, GHVAULT_OWNERS
                  both set: back up these owners (comma-separated) from real GitHub with this
                  token instead of the simulator (GITHUB_API_URL for GitHub Enterprise).
+  RUNNER         local (default: `ghvault run` as a subprocess of the task) or docker (the
+                 engine image, built by `make image` when missing, in Docker or podman through
+                 the docker runner: devtools/docker_demo.py)
   RUN_SECONDS    keep moto and the simulator serving this long after the report (default 0)
   FARGATE_RUNTIME
                  how devtools.fargate runs the ECS tasks of a run with the ecs runner:
@@ -389,6 +392,7 @@ def main() -> int:
     home = RUN_DIR / "airflow"
     t0 = time.monotonic()
     runtime = os.environ.get("FARGATE_RUNTIME", "process")
+    runner = os.environ.get("RUNNER") or "local"
     with ExitStack() as stack:
         print("starting moto (AWS)", flush=True)
         aws = Aws(stack.enter_context(moto_server()))
@@ -404,7 +408,7 @@ def main() -> int:
             sim = stack.enter_context(simulator(size, port))
             owners, token, api_url = list(sim["owners"].values()), sim["token"], sim["api_url"]
             ca = sim["ca_cert"]
-            if runtime == "container":  # a copy the image's user can reach (not under ~)
+            if runtime == "container" or runner == "docker":  # a copy the image's user reaches
                 RUN_DIR.mkdir(exist_ok=True)
                 ca = str(RUN_DIR / "sim-ca.pem")
                 Path(ca).write_bytes(Path(sim["ca_cert"]).read_bytes())
@@ -413,8 +417,16 @@ def main() -> int:
             print(f"simulator at {sim['root_url']} (owners {', '.join(owners)})", flush=True)
         resources = provision_stack(aws, token)
         deployed = resources["stack"]
-        settings = deployed.settings(runner="local", owners=owners, github_api_url=api_url,
-                                  engine_env=engine_env)
+        settings = deployed.settings(runner=runner, owners=owners, github_api_url=api_url,
+                                     engine_env=engine_env)
+        worker_env: dict[str, str] = {}
+        if runner == "docker":
+            from devtools.docker_demo import docker_runner
+
+            docker_keys, worker_env = stack.enter_context(docker_runner(
+                sorted({engine_env[k] for k in ("SSL_CERT_FILE",) if k in engine_env})))
+            settings.update(docker_keys)
+        print(f"runner: {runner}", flush=True)
         bucket = settings["bucket"]
         print(f"AWS: stack {deployed.name} from infra/ghvault.yaml in moto's CloudFormation "
               f"({len(deployed.resources)} resources: "
@@ -423,7 +435,7 @@ def main() -> int:
               f"{'; '.join(deployed.completed)}")
         print(f"     bucket {bucket} (lifecycle: GLACIER after 1 day, expire after 365), "
               f"SNS {resources['topic_arn']} -> SQS, SSM SecureString {TOKEN_PARAMETER}")
-        env = airflow_env(home, aws, settings)
+        env = airflow_env(home, aws, settings, worker_env)
         print(f"airflow db migrate (AIRFLOW_HOME={home.relative_to(ROOT)})", flush=True)
         migrate(home, env)
         logical = logical_date_for(month)

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ghvault_airflow.container_engine import stream_lines
+
 GHVAULT = str(Path(sys.executable).with_name("ghvault"))
 
 # What the image (image/Dockerfile) sets: ENTRYPOINT, CMD and ENV (the process runtime
@@ -122,7 +124,7 @@ class ContainerRuntime:
             stop_signal="SIGTERM", labels={"ghvault.fargate": "task"})
         try:
             container.start()
-            reader = threading.Thread(target=self._read, args=(container, on_line),
+            reader = threading.Thread(target=stream_lines, args=(container, on_line),
                                       daemon=True)
             reader.start()
             result: dict = {}
@@ -141,18 +143,6 @@ class ContainerRuntime:
             return int(result["StatusCode"])
         finally:
             container.remove(force=True, v=True)
-
-    @staticmethod
-    def _read(container, on_line: Callable[[str], None]) -> None:
-        buffer = b""
-        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                on_line(line.decode(errors="replace"))
-        if buffer:
-            on_line(buffer.decode(errors="replace"))
-
 
 class LogShipper:
     """Puts container output into CloudWatch Logs in small batches, as the awslogs driver."""

@@ -25,7 +25,7 @@ ENV_PREFIX = "GHVAULT_"
 # unset, so GHVAULT_* environment variables alone can configure a deployment).
 SETTINGS_TEMPLATE = "{{ var.value.get('" + VARIABLE_NAME + "', '') }}"
 
-RUNNERS = ("ecs", "local")
+RUNNERS = ("ecs", "local", "docker")
 CREDENTIAL_STORES = ("ssm", "secretsmanager")
 DEFAULT_TOKEN_PARAMETER = "/ghvault/github-token"
 APP_KEYS = ("github_app_id", "github_app_installation_id", "github_app_private_key_secret")
@@ -53,7 +53,8 @@ class DeploymentSettings:
 
     bucket                 S3 bucket for archives (required)
     prefix                 key prefix inside the bucket (the lifecycle rule's prefix)
-    runner                 "ecs" (Fargate task) or "local" (subprocess of the worker)
+    runner                 "ecs" (Fargate task), "local" (subprocess of the worker) or
+                           "docker" (the engine image on the worker's Docker or podman)
     region                 AWS region; default: the Airflow connection's / boto3's
     aws_conn_id            Airflow connection for AWS
     cluster, task_definition, container_name
@@ -97,6 +98,13 @@ class DeploymentSettings:
     pool, pool_slots       the Airflow pool every backup and verification task runs in, and
                            its size: at most that many engines use the token at once, across
                            runs (created when the scheduler starts: ``ghvault_airflow.pool``)
+    docker_image           the engine image the docker runner starts (default ghvault:dev)
+    docker_url             the container engine's API (unix:///..., tcp://...); default:
+                           DOCKER_HOST, else /var/run/docker.sock, else podman's socket
+    docker_network         the container's network (default bridge; host for local demos
+                           whose GitHub or S3 listen on the worker's 127.0.0.1)
+    docker_mounts          host path -> container path, bound read-only (e.g. a CA bundle
+                           that engine_env's SSL_CERT_FILE names)
     """
 
     bucket: str
@@ -133,6 +141,10 @@ class DeploymentSettings:
     catchup_months: int = 1
     pool: str = "ghvault"
     pool_slots: int = 2
+    docker_image: str = "ghvault:dev"
+    docker_url: str | None = None
+    docker_network: str = "bridge"
+    docker_mounts: dict[str, str] = field(default_factory=dict)
 
     @property
     def backup_timeout(self) -> timedelta:
@@ -193,7 +205,7 @@ class DeploymentSettings:
             _fail("bucket", f"is {self.bucket!r}: give the bucket name only, without s3:// "
                             "or a path (the path goes in 'prefix')")
         if self.runner not in RUNNERS:
-            _fail("runner", f"is {self.runner!r}: use 'ecs' or 'local'")
+            _fail("runner", f"is {self.runner!r}: use one of {', '.join(RUNNERS)}")
         if self.glacier_storage_class not in COLD_STORAGE_CLASSES:
             _fail("glacier_storage_class", f"is {self.glacier_storage_class!r}: use one of "
                                            f"{', '.join(COLD_STORAGE_CLASSES)}")
@@ -228,6 +240,7 @@ class DeploymentSettings:
             _fail("github_git_url", f"is {self.github_git_url!r}: use the git origin's https:// "
                                     "URL such as https://SUBDOMAIN.ghe.com, or unset it")
         self._validate_credentials()
+        self._validate_docker()
         if not self.container_name:
             _fail("container_name", "is empty: name the ghvault container of the task definition")
         if not self.log_stream_prefix:
@@ -274,6 +287,24 @@ class DeploymentSettings:
         if self.credential_store == "secretsmanager" and ":ssm:" in name:
             _fail(key, "is an SSM parameter ARN while credential_store is 'secretsmanager': "
                        "set credential_store to 'ssm', or name a Secrets Manager secret")
+
+    def _validate_docker(self) -> None:
+        """The docker runner's keys (checked whatever the runner: a run may ask for docker)."""
+        from ghvault_airflow.container_engine import URL_SCHEMES
+
+        if not self.docker_image.strip():
+            _fail("docker_image", "is empty: name the engine image (e.g. ghvault:dev, or the "
+                                  "ECR repository's URI with a tag)")
+        if self.docker_url and not self.docker_url.startswith(URL_SCHEMES):
+            _fail("docker_url", f"is {self.docker_url!r}: use unix:///PATH/docker.sock or "
+                                "tcp://HOST:PORT, or unset it to use DOCKER_HOST")
+        if not re.fullmatch(r"[\w][\w.:-]*", self.docker_network):
+            _fail("docker_network", f"is {self.docker_network!r}: use a network name such as "
+                                    "bridge or host")
+        for host, inside in self.docker_mounts.items():
+            if not (host.startswith("/") and inside.startswith("/")):
+                _fail("docker_mounts", f"entry {host!r}: {inside!r} is not absolute: map an "
+                                       "absolute host path to an absolute container path")
 
     def require_ecs(self) -> None:
         """Raise SettingsError unless everything a Fargate run needs is set."""

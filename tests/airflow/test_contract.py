@@ -312,10 +312,10 @@ def test_ghvault_list_finds_exactly_the_archives_the_contract_names(tmp_path):
 # -- the summary line ----------------------------------------------------------------------
 
 def test_both_runners_read_the_summary_line_the_engine_writes():
-    from ghvault_airflow.operators import backup, local
+    from ghvault_airflow.operators import backup, runner  # runner: the local and docker runners'
 
     assert backup.parse_summary is contract.parse_summary
-    assert local.parse_summary is contract.parse_summary
+    assert runner.parse_summary is contract.parse_summary
     summary = {"owner": "octocat", "month": "2026-10", "counts": {"git": 2}, "bytes": 10}
     line = contract.summary_line(summary)
     assert "\n" not in line

@@ -4,12 +4,13 @@
 ``runner`` argument, the run plan's or the settings' ``runner``), not a task of its own: ``ecs``
 runs the ghvault container as an ECS (Fargate) task through the amazon provider's
 ``EcsRunTaskOperator``; any other runner is a class of :data:`RUNNERS` (``local``:
-``ghvault run`` on the worker, :class:`~.local.LocalRunner`; a ``docker`` runner would be one
-more entry). ``LocalBackupOperator`` is the local runner as an operator of its own. All take
-the same arguments, return the same XCom and raise the same exceptions. The GitHub
-token never passes through Airflow's arguments: ECS injects it from SSM (the task definition's
-``secrets``); the local runner (``.local``) reads it from SSM at run time into the
-child's environment only.
+``ghvault run`` on the worker, :class:`~.local.LocalRunner`; ``docker``: the engine image on
+the worker's container engine, :class:`~.docker_runner.DockerRunner`).
+``LocalBackupOperator`` is the local runner as an operator of its own. All take the same
+arguments, return the same XCom and raise the same exceptions. The GitHub token never passes
+through Airflow's arguments: ECS injects it from SSM (the task definition's ``secrets``); the
+local and docker runners (``.runner``) read it from SSM at run time into the engine's
+environment only (the child process's, the container's).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from botocore.exceptions import ClientError, WaiterError
 from ghvault.contract import parse_summary
 
+from ghvault_airflow.operators.docker_runner import DockerRunner
 from ghvault_airflow.operators.engine import (  # noqa: F401  (the exceptions are this module's API too)
     EXIT_CODES,
     BackupContract,
@@ -53,7 +55,7 @@ from ghvault_airflow.settings import (
 
 # The runners other than the operator's own ECS path: name -> class(operator), with
 # execute(context) and stop(). Their names are settings.RUNNERS.
-RUNNERS = {"local": LocalRunner}
+RUNNERS = {"local": LocalRunner, "docker": DockerRunner}
 
 
 class TaskStartFailed(BackupFailed):
