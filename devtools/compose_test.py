@@ -182,20 +182,44 @@ def run_dag(api: Api, timeout: float) -> dict:
         time.sleep(3)
 
 
+def task_log(api: Api, run: dict, ti: dict) -> list[str]:
+    """The task instance's log lines (its last try), through the REST API."""
+    path = (f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/"
+            f"{ti['task_id']}/logs/{max(ti['try_number'], 1)}?full_content=true"
+            + (f"&map_index={ti['map_index']}" if ti["map_index"] >= 0 else ""))
+    content = api.call("GET", path, headers={"Accept": "application/json"})
+    return [e.get("event", "") if isinstance(e, dict) else str(e)
+            for e in content.get("content", [])]
+
+
 def failed_task_log(api: Api, run: dict) -> str:
     for ti in run["task_instances"]:
         if ti["state"] == "failed":
-            path = (f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/"
-                    f"{ti['task_id']}/logs/{max(ti['try_number'], 1)}"
-                    + (f"?map_index={ti['map_index']}" if ti["map_index"] >= 0 else ""))
             try:
-                content = api.call("GET", path, headers={"Accept": "application/json"})
+                lines = task_log(api, run, ti)
             except RuntimeError as exc:
                 return str(exc)
-            lines = [e.get("event", "") if isinstance(e, dict) else str(e)
-                     for e in content.get("content", [])]
             return f"{ti['task_id']}:\n" + "\n".join(lines[-40:])
     return "no task failed"
+
+
+def check_runner(api: Api, run: dict, runner: str) -> list[str]:
+    """The log lines that show the runner used: plan names it; the docker runner's backup
+    task names its container on this stack's network."""
+    tis = {ti["task_id"]: ti for ti in run["task_instances"]}
+    evidence = {"plan": f"with the {runner} runner",
+                "backup.backup": f"(network {PROJECT})" if runner == "docker" else None}
+    found = []
+    for task, needle in evidence.items():
+        if needle is None:
+            continue
+        lines = task_log(api, run, tis[task])
+        hits = [line for line in lines if needle in line]
+        if not hits:
+            raise RuntimeError(f"the {task} task's log ({len(lines)} lines) never says "
+                               f"{needle!r}: " + " | ".join(lines[-12:])[:2000])
+        found.append(f"{task}: {hits[0]}")
+    return found
 
 
 def archives(api: Api, moto_url: str) -> list[dict]:
@@ -261,6 +285,8 @@ def main() -> int:
                 say(failed_task_log(api, run))
                 compose.logs("airflow-scheduler", "aws-init", "airflow-init")
                 raise RuntimeError(f"the DAG run {run['dag_run_id']} failed (see above)")
+            for line in check_runner(api, run, runner):
+                say(line)
             found = archives(api, f"http://127.0.0.1:{ports['MOTO_PORT']}")
             if not found:
                 raise RuntimeError("the run succeeded but left no archive in moto's S3")
