@@ -10,13 +10,14 @@ NODE_STAMP := node_modules/.deps-installed
 SIM_SIZE ?= small
 SIM_PORT ?= 8765
 
-.PHONY: help deps system-deps test lint run sim bench constraints clean image
+.PHONY: help deps system-deps test lint run sim bench constraints clean image compose-test
 
 help:
 	@echo "make test   install what is missing, then run the test suite"
 	@echo "make run    install what is missing, then run the embedded backup demo (RUNNER=local|docker)"
 	@echo "make sim    serve the GitHub simulator (SIM_SIZE=tiny|small|medium, SIM_PORT=...)"
 	@echo "make image  build the engine image ghvault:dev (docker, or podman installed if need be)"
+	@echo "make compose-test  docker-compose.yaml up for real, one DAG run, down (slow; not in make test)"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks against python-github-backup (slow; not part of make test)"
 
@@ -50,6 +51,12 @@ test: deps
 # The engine image, with docker or podman (devtools/image.py says how it picks the base).
 image:
 	$(PYTHON) -m devtools.image
+
+# docker-compose.yaml brought up with this machine's engine (podman and Debian's
+# docker-compose installed when no Docker runs), one DAG run through the REST API, then
+# torn down (devtools/compose_test.py). RUNNER=docker runs the backup in the engine image.
+compose-test: $(PY_STAMP)
+	RUNNER=$(or $(RUNNER),local) $(PY) -m devtools.compose_test
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
