@@ -57,12 +57,18 @@ class Scrubber(logging.Filter):
                 self.minted.extend(f for f in forms - self.fixed if f not in self.minted)
             else:
                 self.fixed |= forms
+            self.pattern = None  # compiled again by the next scrub: many adds, one compile
+
+    def _compiled(self) -> re.Pattern[str] | None:
+        with self.lock:
             known = self.fixed | set(self.minted)
-            self.pattern = re.compile("|".join(
-                re.escape(f) for f in sorted(known, key=len, reverse=True)))
+            if self.pattern is None and known:
+                self.pattern = re.compile("|".join(
+                    re.escape(f) for f in sorted(known, key=len, reverse=True)))
+            return self.pattern
 
     def scrub(self, text: str) -> str:
-        pattern = self.pattern
+        pattern = self._compiled()
         text = pattern.sub(REDACTED, text) if pattern else text
         text = TOKEN_FIELD.sub(rf"\g<1>{REDACTED}\g<2>", text)
         return SHAPES.sub(REDACTED, text)
