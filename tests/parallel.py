@@ -1,4 +1,4 @@
-"""How the suite is split between pytest-xdist's workers (`-n 4 --dist loadscope
+"""How the suite is split between pytest-xdist's workers (`pytest -n 4`; `--dist loadscope
 --no-loadscope-reorder`, pyproject.toml's addopts).
 
 Most of the suite waits (servers, subprocesses, git, latency) rather than computes, so
