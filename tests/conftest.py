@@ -18,6 +18,10 @@ import requests
 from tests.github_sim.generate import cache_root
 from tests.github_sim.server import Simulator, make_git_server, make_server
 from tests.github_sim.tls import ensure_certs, server_context
+from tests.parallel import (  # noqa: F401 (hooks: how xdist splits the suite)
+    pytest_collection_modifyitems,
+    pytest_xdist_make_scheduler,
+)
 
 TOKEN = "ghp_testTOKENc0ffee0123456789abcdef012345"
 OTHER_TOKEN = "ghp_wrongTOKEN000000000000000000000000000"
@@ -122,15 +126,12 @@ class Moto:
 @pytest.fixture(scope="session")
 def moto_server():
     """moto's server in a thread, shared by the session (state persists: use fresh buckets)."""
-    import socket
-
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    # port 0: the kernel picks a free port, which no other xdist worker can take meanwhile
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    port = server.get_host_and_port()[1]
     yield Moto(f"http://127.0.0.1:{port}")
     server.stop()
 
@@ -158,6 +159,19 @@ class Engine:
     build_seconds: float
 
 
+@contextlib.contextmanager
+def build_lock():
+    """One image build at a time on this machine: the xdist workers each start `engine`, and
+    two podman builds of one tag (or two debootstraps of the base) must not interleave; the
+    second then finds the layers cached."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "ghvault-image-build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     """`make image`'s build (a no-op on a warm layer cache), then an SDK client.
@@ -167,8 +181,9 @@ def engine() -> Engine:
     from devtools.containers import EngineError, docker_client
 
     started = time.monotonic()
-    build = subprocess.run([sys.executable, "-m", "devtools.image", "--tag", IMAGE], cwd=ROOT,
-                           capture_output=True, text=True, timeout=1500)
+    with build_lock():
+        build = subprocess.run([sys.executable, "-m", "devtools.image", "--tag", IMAGE],
+                               cwd=ROOT, capture_output=True, text=True, timeout=1500)
     took = time.monotonic() - started
     if build.returncode != 0:
         pytest.fail(f"`make image` failed, so no container test can run:\n"
