@@ -33,7 +33,9 @@ SCHEDULER = ("tests/airflow/test_scheduler.py", "tests/airflow/test_scheduler_ui
 # each test one or more `airflow dags test` runs (30-90 s); the module's deployment ~10 s
 SPREAD = ("tests/airflow/test_dag_e2e.py",)
 # the units that take longest, longest first: the real-scheduler deployment, then the DAG runs
-FIRST = ("scheduler", *SPREAD, "tests/container/test_image.py")
+FIRST = ("scheduler", *SPREAD, "tests/container/test_docker_runner_dag.py",
+         "tests/airflow/test_dag_shards.py", "tests/container/test_image.py",
+         "tests/container/test_docker_runner.py", "tests/engine/test_engine_git_state.py")
 
 
 def unit_of(nodeid: str) -> str:
