@@ -8,14 +8,18 @@ where it saves requests.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
+import tempfile
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..contract import KINDS as KINDS  # the kinds are part of the contract with Airflow
-from ..errors import DestinationError
+from ..errors import DestinationError, NotFound, OptionalDenied
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -33,6 +37,27 @@ def workdir_full(where: str | Path, doing: str) -> DestinationError:
     """The error for a full work directory (exit 5, as every full disk), naming the path."""
     return DestinationError(f"No space left on the device of the work directory '{where}' "
                             f"({doing}): free space there or choose another --workdir")
+
+
+@contextmanager
+def scratch_file(workdir: str | Path, prefix: str, doing: str) -> Iterator[str]:
+    """A temporary file under the work directory for one download, removed afterwards; a
+    full disk while it is made or filled is the work directory's (exit 5), naming `doing`."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, dir=workdir)
+    except OSError as e:
+        if is_disk_full(e):
+            raise workdir_full(workdir, doing) from None
+        raise
+    os.close(fd)
+    try:
+        yield tmp
+    except OSError as e:
+        if is_disk_full(e):
+            raise workdir_full(tmp, doing) from None
+        raise
+    finally:
+        os.unlink(tmp)
 
 
 @dataclass
@@ -65,3 +90,30 @@ class Job:
 
     def wants(self, kind: str) -> bool:
         return kind in self.kinds
+
+
+def keep(job: Job, entry: str, count: str | None, skip_as: str,
+         read: Callable[[], Any]) -> None:
+    """Keep what `read()` returns at the archive's `entry`, counting it as `count` (a list's
+    items, a document as 1; None: not counted). A refusal (403 naming a missing
+    permission) or a 404 goes to `skipped` as `skip_as` and the run goes on."""
+    try:
+        doc = read()
+    except (OptionalDenied, NotFound) as e:
+        job.ledger.skip(skip_as, str(e))
+        return
+    job.archive.add_json(entry, doc)
+    if count:
+        job.ledger.add(count, len(doc) if isinstance(doc, list) else 1)
+
+
+def keep_lists(job: Job, base: str, lists: list[tuple[str, str, str, dict, str | None]],
+               entry_of: Callable[[str], str], skip_prefix: str) -> None:
+    """Each list of `lists` (kind, archive file, path under `base`, query, count name) the
+    run wants, read whole (100 per page) and kept at `entry_of(file)`."""
+    for kind, filename, path, params, count in lists:
+        if job.wants(kind):
+            keep(job, entry_of(filename), count,
+                 f"{skip_prefix} {filename.removesuffix('.json')}",
+                 lambda path=path, params=params: list(job.client.paginate(base + path,
+                                                                           params)))

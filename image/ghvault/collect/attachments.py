@@ -20,9 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +32,7 @@ import requests
 from ..errors import GitHubUnavailable, NotFound
 from ..github.urls import origin
 from ..layout import attachment_entry
-from . import Job, is_disk_full, workdir_full
+from . import Job, scratch_file
 
 log = logging.getLogger("ghvault.collect")
 URL = re.compile(
@@ -70,37 +68,25 @@ class Attachments:
             self.take(url, key, where)
 
     def take(self, url: str, key: str, where: str) -> None:
-        try:
-            fd, tmp = tempfile.mkstemp(prefix="attachment-", dir=self.job.workdir)
-        except OSError as e:
-            if is_disk_full(e):
-                raise workdir_full(self.job.workdir, f"downloading {key}") from None
-            raise
-        os.close(fd)
-        try:
-            known = self.reuse(key, tmp)
-            ctype = known["content_type"] if known else self.download(url, tmp)
-            sha, size = digest(tmp)
-            with self.lock:
-                new = sha not in self.stored
-                self.stored.add(sha)
-            if new:
-                self.job.archive.add_file(attachment_entry(sha), tmp)
-            if known is None:
-                self.keep(key, tmp, sha, size, ctype)
-            with self.lock:
-                self.index.append({"url": key, "sha256": sha, "size": size,
-                                   "content_type": ctype, "path": attachment_entry(sha),
-                                   "found_in": where})
-            self.job.ledger.add("attachments")
-        except NotFound as e:
-            self.job.ledger.skip(f"attachment {key}", str(e))
-        except OSError as e:
-            if is_disk_full(e):
-                raise workdir_full(tmp, f"downloading {key}") from None
-            raise
-        finally:
-            os.unlink(tmp)
+        with scratch_file(self.job.workdir, "attachment-", f"downloading {key}") as tmp:
+            try:
+                known = self.reuse(key, tmp)
+                ctype = known["content_type"] if known else self.download(url, tmp)
+                sha, size = digest(tmp)
+                with self.lock:
+                    new = sha not in self.stored
+                    self.stored.add(sha)
+                if new:
+                    self.job.archive.add_file(attachment_entry(sha), tmp)
+                if known is None:
+                    self.keep(key, tmp, sha, size, ctype)
+                with self.lock:
+                    self.index.append({"url": key, "sha256": sha, "size": size,
+                                       "content_type": ctype, "path": attachment_entry(sha),
+                                       "found_in": where})
+                self.job.ledger.add("attachments")
+            except NotFound as e:
+                self.job.ledger.skip(f"attachment {key}", str(e))
 
     # downloading -------------------------------------------------------------------------
 

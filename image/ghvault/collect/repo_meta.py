@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from typing import Any
 
 from ..errors import NotFound, OptionalDenied
 from ..layout import release_asset_entries, repo_entry
-from . import Job, is_disk_full, workdir_full
+from . import Job, scratch_file
 from .reviews import collect_reviews
 
 log = logging.getLogger("ghvault.collect")
@@ -158,28 +156,16 @@ def _archive_asset(job: Job, full: str, asset: dict[str, Any], name: str) -> dic
     """The asset's bytes into the archive entry `name` (from the state's copy when there is
     a good one); the asset's metadata with `archive_path`, or as listed when skipped."""
     # The release list already carries its assets: no request per release.
-    try:
-        fd, tmp = tempfile.mkstemp(prefix="asset-", dir=job.workdir)
-    except OSError as e:
-        if is_disk_full(e):
-            raise workdir_full(job.workdir, f"downloading asset {asset.get('id')} of {full}"
-                               ) from None
-        raise
-    os.close(fd)
-    try:
-        if job.assets is None or not job.assets.fetch(asset, tmp):
-            job.client.download(asset["url"], tmp)
-            if job.assets is not None:
-                job.assets.keep(asset, tmp)
-        job.archive.add_file(name, tmp)
-        job.ledger.add("release_assets")
-        return {**asset, "archive_path": name}
-    except NotFound as e:
-        job.ledger.skip(f"{full} asset {asset['name']}", str(e))
-        return asset
-    except OSError as e:
-        if is_disk_full(e):
-            raise workdir_full(tmp, f"downloading asset {asset.get('id')} of {full}") from None
-        raise
-    finally:
-        os.unlink(tmp)
+    doing = f"downloading asset {asset.get('id')} of {full}"
+    with scratch_file(job.workdir, "asset-", doing) as tmp:
+        try:
+            if job.assets is None or not job.assets.fetch(asset, tmp):
+                job.client.download(asset["url"], tmp)
+                if job.assets is not None:
+                    job.assets.keep(asset, tmp)
+            job.archive.add_file(name, tmp)
+            job.ledger.add("release_assets")
+            return {**asset, "archive_path": name}
+        except NotFound as e:
+            job.ledger.skip(f"{full} asset {asset['name']}", str(e))
+            return asset

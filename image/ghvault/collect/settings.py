@@ -18,9 +18,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import NotFound, OptionalDenied
 from ..layout import repo_entry
-from . import Job
+from . import Job, keep, keep_lists
 
 # (kind, archive file (layout.REPO_FILES), path under /repos/{o}/{r}, query, count name):
 # lists read whole, 100 per page. Wrapped lists ({"total_count", "variables": [...]}) are
@@ -41,96 +40,56 @@ DOCUMENTS = [
 ]
 
 
-def _denied(job: Job, full: str, what: str, e: Exception) -> None:
-    job.ledger.skip(f"{full} {what}", str(e))
+def full_rulesets(job: Job, base: str, params: dict[str, str] | None = None) -> list[Any]:
+    """Rulesets with their rules: the list leaves the rules out, one request each."""
+    return [job.client.get(f"{base}/rulesets/{r['id']}")
+            for r in job.client.paginate(f"{base}/rulesets", params)]
 
 
 def collect_repo_settings(job: Job, repo: dict[str, Any]) -> None:
     full, name = repo["full_name"], repo["name"]
     base = f"/repos/{full}"
+    entry = lambda filename: repo_entry(name, filename)  # noqa: E731
     if job.wants("settings"):
         # The list form (repo.json) lacks merge settings, security_and_analysis and custom
         # properties: the repository's own document has them.
-        job.archive.add_json(repo_entry(name, "settings.json"), job.client.get(base))
+        job.archive.add_json(entry("settings.json"), job.client.get(base))
         job.ledger.add("repo_settings")
     if job.wants("branch_protections"):
-        _branch_protections(job, repo)
-    if job.wants("rulesets"):
-        _rulesets(job, repo)
-    for kind, filename, path, params, count in LISTS:
-        if not job.wants(kind):
-            continue
-        try:
-            items = list(job.client.paginate(base + path, params))
-        except (OptionalDenied, NotFound) as e:
-            _denied(job, full, filename.removesuffix(".json"), e)
-            continue
-        job.archive.add_json(repo_entry(name, filename), items)
-        job.ledger.add(count, len(items))
+        keep(job, entry("branch_protections.json"), "branch_protections",
+             f"{full} branch_protections", lambda: _branch_protections(job, base))
+    if job.wants("rulesets"):  # the organisation's are kept once, with the owner (owner.py)
+        keep(job, entry("rulesets.json"), "rulesets", f"{full} rulesets",
+             lambda: full_rulesets(job, base, {"includes_parents": "false"}))
+    keep_lists(job, base, LISTS, entry, full)
     for kind, filename, path in DOCUMENTS:
-        if not job.wants(kind):
-            continue
-        try:
-            doc = job.client.get(base + path)
-        except (OptionalDenied, NotFound) as e:
-            _denied(job, full, filename.removesuffix(".json"), e)
-            continue
-        job.archive.add_json(repo_entry(name, filename), doc)
+        if job.wants(kind):
+            keep(job, entry(filename), None, f"{full} {filename.removesuffix('.json')}",
+                 lambda path=path: job.client.get(base + path))
     if job.wants("environments"):
-        _environments(job, repo)
+        keep(job, entry("environments.json"), "environments", f"{full} environments",
+             lambda: _environments(job, base))
     if job.wants("pages") and repo.get("has_pages"):  # no site: nothing to ask for
-        try:
-            job.archive.add_json(repo_entry(name, "pages.json"), job.client.get(f"{base}/pages"))
-            job.ledger.add("pages")
-        except (OptionalDenied, NotFound) as e:
-            _denied(job, full, "pages", e)
+        keep(job, entry("pages.json"), "pages", f"{full} pages",
+             lambda: job.client.get(f"{base}/pages"))
 
 
-def _branch_protections(job: Job, repo: dict[str, Any]) -> None:
+def _branch_protections(job: Job, base: str) -> list[dict[str, Any]]:
     """Each protected branch's protection (GitHub has no list of them: one request each,
     for the branches the list marks protected)."""
-    full, base = repo["full_name"], f"/repos/{repo['full_name']}"
-    out = []
-    try:
-        for branch in job.client.paginate(f"{base}/branches", {"protected": "true"}):
-            if not branch.get("protected"):
-                continue
-            out.append({"branch": branch["name"], "protection": job.client.get(
-                f"{base}/branches/{quote(branch['name'], safe='')}/protection")})
-    except (OptionalDenied, NotFound) as e:
-        _denied(job, full, "branch_protections", e)
-        return
-    job.archive.add_json(repo_entry(repo["name"], "branch_protections.json"), out)
-    job.ledger.add("branch_protections", len(out))
+    return [{"branch": branch["name"], "protection": job.client.get(
+                f"{base}/branches/{quote(branch['name'], safe='')}/protection")}
+            for branch in job.client.paginate(f"{base}/branches", {"protected": "true"})
+            if branch.get("protected")]
 
 
-def _rulesets(job: Job, repo: dict[str, Any]) -> None:
-    """The repository's own rulesets with their rules (the list leaves the rules out: one
-    request each); the organisation's are kept once, with the owner (owner.py)."""
-    full, base = repo["full_name"], f"/repos/{repo['full_name']}"
-    try:
-        listed = list(job.client.paginate(f"{base}/rulesets", {"includes_parents": "false"}))
-        full_sets = [job.client.get(f"{base}/rulesets/{r['id']}") for r in listed]
-    except (OptionalDenied, NotFound) as e:
-        _denied(job, full, "rulesets", e)
-        return
-    job.archive.add_json(repo_entry(repo["name"], "rulesets.json"), full_sets)
-    job.ledger.add("rulesets", len(full_sets))
-
-
-def _environments(job: Job, repo: dict[str, Any]) -> None:
+def _environments(job: Job, base: str) -> list[dict[str, Any]]:
     """Environments with their protection rules, each with its deployment branch policies
     (`deployment_branch_policies`) when it has custom ones."""
-    full, base = repo["full_name"], f"/repos/{repo['full_name']}"
-    try:
-        envs = list(job.client.paginate(f"{base}/environments"))
-        for env in envs:
-            if (env.get("deployment_branch_policy") or {}).get("custom_branch_policies"):
-                env["deployment_branch_policies"] = list(job.client.paginate(
-                    f"{base}/environments/{quote(env['name'], safe='')}"
-                    "/deployment-branch-policies"))
-    except (OptionalDenied, NotFound) as e:
-        _denied(job, full, "environments", e)
-        return
-    job.archive.add_json(repo_entry(repo["name"], "environments.json"), envs)
-    job.ledger.add("environments", len(envs))
+    envs = list(job.client.paginate(f"{base}/environments"))
+    for env in envs:
+        if (env.get("deployment_branch_policy") or {}).get("custom_branch_policies"):
+            env["deployment_branch_policies"] = list(job.client.paginate(
+                f"{base}/environments/{quote(env['name'], safe='')}"
+                "/deployment-branch-policies"))
+    return envs
