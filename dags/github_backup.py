@@ -21,6 +21,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from ghvault.contract import KINDS, OWNER_PATTERN, SHARD_MAX, check_owner, previous_month
+from ghvault_airflow.months import run_month, run_type
 from ghvault_airflow.notifications.sns import notify_failure
 from ghvault_airflow.notifications.summary import notify_run, record_failure
 from ghvault_airflow.operators.backup import GithubBackupOperator, GithubVerifyOperator
@@ -33,8 +34,6 @@ from ghvault_airflow.settings import (
     SettingsError,
     backup_timeout,
     load_settings,
-    run_month,
-    run_type,
 )
 from ghvault_airflow.shards import counts_for
 

@@ -308,7 +308,7 @@ class FakeRun:
 
 def month_of(dag, run_type: str, *, logical: datetime | None, interval_start: datetime | None,
              run_after: datetime | None = None) -> str:
-    from ghvault_airflow.settings import run_month
+    from ghvault_airflow.months import run_month
 
     context = {"dag": dag, "dag_run": FakeRun(run_type, run_after)}
     if logical is not None:

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 from ghvault.contract import archive_key, previous_month
+from ghvault_airflow.months import run_month
 from ghvault_airflow.plan import PlanError, RunPlan
 from ghvault_airflow.settings import (
     SettingsError,
     backup_timeout,
     load_settings,
-    run_month,
     waiter_limits,
 )
 

@@ -189,7 +189,7 @@ def failure_message(dag_id: str, month: str | None, owner: str | None, task_id: 
 
 
 def _month(context: Mapping[str, Any]) -> str | None:
-    from ghvault_airflow.settings import run_month
+    from ghvault_airflow.months import run_month
 
     try:
         return run_month(context)

@@ -25,12 +25,12 @@ from ghvault.contract import (
     sidecar_key,
 )
 
+from ghvault_airflow.months import run_month
 from ghvault_airflow.settings import (
     VARIABLE_NAME,
     DeploymentSettings,
     SettingsError,
     load_settings,
-    run_month,
 )
 
 TOKEN_SCOPES = ("classic token scopes repo, read:org, read:user, gist; fine-grained: read access "
