@@ -349,8 +349,11 @@ class Backup(KeptGit):
                 futures.append(api.submit(collect_projects, job, profile["login"]))
             if holds_account(self.opts.shard):
                 futures.append(api.submit(collect_owner, job, profile, gists))
-            for repo in repos:
+            # Longest first, so the run is not left waiting on one large repository
+            # started last (its pages are read one after another).
+            for repo in sorted(repos, key=api_work, reverse=True):
                 futures.append(api.submit(self.repo_api, job, repo))
+            for repo in sorted(repos, key=git_work, reverse=True):
                 futures.append(gp.submit(self.repo_git, job, git, repo))
             for g in gists if job.wants("gists") else []:
                 futures.append(gp.submit(self.gist, job, git, g))
@@ -418,6 +421,16 @@ class Backup(KeptGit):
             "rate_limit_remaining": sidecar["api"]["rate_remaining"],
             "duration_s": round(time.monotonic() - self.progress.started, 1),
         }
+
+
+def api_work(repo: dict[str, Any]) -> int:
+    """What predicts a repository's API requests: its open issues and pull requests."""
+    return int(repo.get("open_issues_count") or 0)
+
+
+def git_work(repo: dict[str, Any]) -> int:
+    """What predicts a repository's git time: its size (KiB, as GitHub gives it)."""
+    return int(repo.get("size") or 0)
 
 
 def human(n: int) -> str:
