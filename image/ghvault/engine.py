@@ -60,6 +60,7 @@ from .storage import open_destination
 log = logging.getLogger("ghvault")
 DISK_HEADROOM = 16 << 20  # bytes of mirrors allowed beside the largest repository's
 GIST_DISK = 1 << 20  # what a gist's mirror is assumed to take
+REPO_API_PARTS = ("metadata", "discussions", "settings")  # one API job each (repo_api)
 
 
 class DiskBudget:
@@ -130,6 +131,7 @@ class Backup(KeptGit):
         self.shard_info: dict[str, Any] = {}
         self.kinds = frozenset(opts.kinds)
         self.gits: GitState | None = None  # --git-state (gitstate.py)
+        self.gone: set[str] = set()  # repositories deleted during the run
 
     # discovery ---------------------------------------------------------------------------
 
@@ -142,13 +144,22 @@ class Backup(KeptGit):
 
     # per repository ---------------------------------------------------------------------
 
-    def repo_api(self, job: Job, repo: dict[str, Any]) -> None:
+    def repo_api(self, job: Job, repo: dict[str, Any], part: str = "all") -> None:
+        """The repository's API data, or one `part` of it (REPO_API_PARTS): the parts are
+        independent, and as separate jobs a large repository's pages (read one after
+        another within a part) are not all one long chain."""
         try:
-            collect_repo_metadata(job, repo)
-            if job.wants("discussions"):
+            if part in ("all", "metadata"):
+                collect_repo_metadata(job, repo)
+            if part in ("all", "discussions") and job.wants("discussions"):
                 collect_discussions(job, repo)
-            collect_repo_settings(job, repo)
+            if part in ("all", "settings"):
+                collect_repo_settings(job, repo)
         except NotFound as e:  # deleted while we were reading it
+            with self.progress.lock:  # said once, whichever part found it
+                if repo["full_name"] in self.gone:
+                    return
+                self.gone.add(repo["full_name"])
             self.ledger.skip(f"repo {repo['full_name']}", f"disappeared during the run ({e})")
 
     def repo_git(self, job: Job, git: Git, repo: dict[str, Any]) -> None:
@@ -352,7 +363,8 @@ class Backup(KeptGit):
             # Longest first, so the run is not left waiting on one large repository
             # started last (its pages are read one after another).
             for repo in sorted(repos, key=api_work, reverse=True):
-                futures.append(api.submit(self.repo_api, job, repo))
+                futures += [api.submit(self.repo_api, job, repo, part)
+                            for part in REPO_API_PARTS]
             for repo in sorted(repos, key=git_work, reverse=True):
                 futures.append(gp.submit(self.repo_git, job, git, repo))
             for g in gists if job.wants("gists") else []:
