@@ -122,8 +122,15 @@ class JsonlWriter:
         self._spool = spool
         self.count = 0
 
+    @staticmethod
+    def line(obj: Any) -> str:
+        return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
     def write(self, obj: Any) -> None:
-        line = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        self.write_line(self.line(obj))
+
+    def write_line(self, line: str) -> None:
+        """A document already made by `line` (so a scan of its text serializes it once)."""
         self._spool.write(line.encode("utf-8") + b"\n")
         self.count += 1
 

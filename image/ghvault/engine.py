@@ -60,6 +60,7 @@ from .storage import open_destination
 log = logging.getLogger("ghvault")
 DISK_HEADROOM = 16 << 20  # bytes of mirrors allowed beside the largest repository's
 GIST_DISK = 1 << 20  # what a gist's mirror is assumed to take
+REPO_API_PARTS = ("metadata", "discussions", "settings")  # one API job each (repo_api)
 
 
 class DiskBudget:
@@ -130,6 +131,7 @@ class Backup(KeptGit):
         self.shard_info: dict[str, Any] = {}
         self.kinds = frozenset(opts.kinds)
         self.gits: GitState | None = None  # --git-state (gitstate.py)
+        self.gone: set[str] = set()  # repositories deleted during the run
 
     # discovery ---------------------------------------------------------------------------
 
@@ -142,13 +144,22 @@ class Backup(KeptGit):
 
     # per repository ---------------------------------------------------------------------
 
-    def repo_api(self, job: Job, repo: dict[str, Any]) -> None:
+    def repo_api(self, job: Job, repo: dict[str, Any], part: str = "all") -> None:
+        """The repository's API data, or one `part` of it (REPO_API_PARTS): the parts are
+        independent, and as separate jobs a large repository's pages (read one after
+        another within a part) are not all one long chain."""
         try:
-            collect_repo_metadata(job, repo)
-            if job.wants("discussions"):
+            if part in ("all", "metadata"):
+                collect_repo_metadata(job, repo)
+            if part in ("all", "discussions") and job.wants("discussions"):
                 collect_discussions(job, repo)
-            collect_repo_settings(job, repo)
+            if part in ("all", "settings"):
+                collect_repo_settings(job, repo)
         except NotFound as e:  # deleted while we were reading it
+            with self.progress.lock:  # said once, whichever part found it
+                if repo["full_name"] in self.gone:
+                    return
+                self.gone.add(repo["full_name"])
             self.ledger.skip(f"repo {repo['full_name']}", f"disappeared during the run ({e})")
 
     def repo_git(self, job: Job, git: Git, repo: dict[str, Any]) -> None:
@@ -349,8 +360,12 @@ class Backup(KeptGit):
                 futures.append(api.submit(collect_projects, job, profile["login"]))
             if holds_account(self.opts.shard):
                 futures.append(api.submit(collect_owner, job, profile, gists))
-            for repo in repos:
-                futures.append(api.submit(self.repo_api, job, repo))
+            # Longest first, so the run is not left waiting on one large repository
+            # started last (its pages are read one after another).
+            for repo in sorted(repos, key=api_work, reverse=True):
+                futures += [api.submit(self.repo_api, job, repo, part)
+                            for part in REPO_API_PARTS]
+            for repo in sorted(repos, key=git_work, reverse=True):
                 futures.append(gp.submit(self.repo_git, job, git, repo))
             for g in gists if job.wants("gists") else []:
                 futures.append(gp.submit(self.gist, job, git, g))
@@ -418,6 +433,16 @@ class Backup(KeptGit):
             "rate_limit_remaining": sidecar["api"]["rate_remaining"],
             "duration_s": round(time.monotonic() - self.progress.started, 1),
         }
+
+
+def api_work(repo: dict[str, Any]) -> int:
+    """What predicts a repository's API requests: its open issues and pull requests."""
+    return int(repo.get("open_issues_count") or 0)
+
+
+def git_work(repo: dict[str, Any]) -> int:
+    """What predicts a repository's git time: its size (KiB, as GitHub gives it)."""
+    return int(repo.get("size") or 0)
 
 
 def human(n: int) -> str:

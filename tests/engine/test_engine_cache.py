@@ -65,6 +65,29 @@ def test_state_round_trip_keeps_only_what_the_run_used(tmp_path):
     assert three.get("/list/0") is None
 
 
+def test_state_entries_are_parsed_when_used_and_a_damaged_one_is_requested_afresh(
+        tmp_path, caplog):
+    # Loading keeps each line's entry as text (parsing all took seconds a month); a key
+    # holding the separator's look-alike still splits right, and an entry that does not
+    # parse is dropped when asked for: a plain request then, never a wrong body.
+    tricky = '/search?q=", "entry": {}}'
+    one = HttpCache(tmp_path / "one.sqlite")
+    one.put(tricky, entry(3))
+    one.put("/list/1", entry(1))
+    saved = io.BytesIO()
+    one.write_jsonl(saved)
+    text = gzip.decompress(saved.getvalue()) + b'{"key": "/bad", "entry": {"etag": }}\n'
+    two = HttpCache(tmp_path / "two.sqlite")
+    assert two.read_jsonl(io.BytesIO(gzip.compress(text))) == 3
+    assert two.get(tricky) == entry(3) and two.get("/list/1") == entry(1)
+    with caplog.at_level(logging.WARNING, logger="ghvault.state"):
+        assert two.get("/bad") is None
+    assert "/bad" in caplog.text and "damaged" in caplog.text
+    assert len(two) == 2
+    again = io.BytesIO()
+    assert two.write_jsonl(again) == 2  # the damaged entry is not carried on
+
+
 def test_format_1_state_is_read_and_replaced_by_format_2(tmp_path):
     owner_dir = tmp_path / "state" / "hubber"
     owner_dir.mkdir(parents=True)

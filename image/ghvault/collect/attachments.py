@@ -57,9 +57,14 @@ class Attachments:
 
     def scan(self, where: str, doc: Any) -> None:
         """Download every attachment `doc` names that this run has not seen yet."""
+        if not where.startswith("attachments/"):
+            self.scan_text(where, json.dumps(doc, ensure_ascii=False))
+
+    def scan_text(self, where: str, text: str) -> None:
+        """Like scan, for a document's JSON text."""
         if where.startswith("attachments/"):
             return
-        for url in URL.findall(json.dumps(doc, ensure_ascii=False)):
+        for url in URL.findall(text):
             key = key_of(url)
             with self.lock:
                 if key in self.claimed:
@@ -194,5 +199,6 @@ class _ScanningLines:
         self.out, self.attachments, self.name = out, attachments, name
 
     def write(self, obj: Any) -> None:
-        self.attachments.scan(self.name, obj)
-        self.out.write(obj)
+        line = self.out.line(obj)  # serialized once, for the scan and the entry
+        self.attachments.scan_text(self.name, line)
+        self.out.write_line(line)

@@ -78,13 +78,24 @@ class HttpCache:
         return parts.path + ("?" + parts.query if parts.query else "")
 
     def get(self, url: str) -> dict[str, Any] | None:
+        """The entry, or None; a damaged one (the state's lines are only parsed here, when
+        used) is dropped and is None too: the run then makes a plain request."""
         k = self.key(url)
         with self.lock, self._space("reading"):
             row = self.db.execute("SELECT data FROM entries WHERE key = ?", (k,)).fetchone()
             if row is None:
                 return None
-            self.db.execute("UPDATE entries SET used = 1 WHERE key = ?", (k,))
-        return json.loads(zlib.decompress(row[0]))
+        try:
+            entry = json.loads(zlib.decompress(row[0]))
+        except (ValueError, zlib.error):
+            entry = None
+        with self.lock, self._space("reading"):
+            if isinstance(entry, dict):
+                self.db.execute("UPDATE entries SET used = 1 WHERE key = ?", (k,))
+                return entry
+            log.warning("the state's entry for %s is damaged: requesting it afresh", k)
+            self.db.execute("DELETE FROM entries WHERE key = ?", (k,))
+        return None
 
     def put(self, url: str, entry: dict[str, Any]) -> None:
         row = (self.key(url), _pack(entry))
@@ -110,11 +121,12 @@ class HttpCache:
 
     # between months -----------------------------------------------------------------------
 
-    def load_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
-        """Add earlier entries (not yet used by this run); returns how many."""
+    def load_entries(self, entries: Iterable[tuple[str, dict[str, Any] | bytes]]) -> int:
+        """Add earlier entries (not yet used by this run), each a dict or its JSON text
+        (checked when used: see get); returns how many."""
         n, batch = 0, []
         for key, e in entries:
-            if not isinstance(key, str) or not isinstance(e, dict):
+            if not isinstance(key, str) or not isinstance(e, (dict, bytes)):
                 continue
             batch.append((key, _pack(e)))
             if len(batch) >= BATCH:
@@ -140,8 +152,11 @@ class HttpCache:
                         head.get("format"), FORMAT)
             return 0
 
-        def entries() -> Iterator[tuple[str, dict[str, Any]]]:
+        def entries() -> Iterator[tuple[str, dict[str, Any] | bytes]]:
             for line in lines:
+                if (split := _split_line(line)) is not None:
+                    yield split
+                    continue
                 e = json.loads(line)
                 yield e.get("key"), e.get("entry")
         return self.load_entries(entries())
@@ -168,7 +183,9 @@ class HttpCache:
     def write_jsonl(self, out: IO[bytes]) -> int:
         """This run's entries as a format-2 state (gzip'd JSON Lines) into `out`."""
         n = 0
-        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as z:
+        # Level 1: a third of level 6's CPU at the end of every run, for a state object
+        # about 1.5 times the size (kept in S3 Standard, read once a month).
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0) as z:
             z.write(json.dumps({"format": FORMAT}).encode() + b"\n")
             for key, data in self.used():
                 z.write(b'{"key": ' + json.dumps(key).encode() + b', "entry": ' + data +
@@ -189,8 +206,31 @@ def _nearly_full(directory: Path, margin: int = 1 << 20) -> bool:
         return False
 
 
-def _pack(entry: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(entry, separators=(",", ":")).encode(), 6)
+_KEY, _ENTRY = b'{"key": ', b', "entry": '
+
+
+def _split_line(line: bytes) -> tuple[str, bytes] | None:
+    """(key, the entry's JSON text) of a state line as write_jsonl writes it, without
+    parsing the entry (most are never used again, and parsing them all took seconds);
+    None for any other line (then it is parsed whole). A key's JSON string cannot hold
+    `, "entry": ` (its quotes are escaped), so the first one ends the key."""
+    cut = line.find(_ENTRY)
+    entry = line[cut + len(_ENTRY):].rstrip()
+    if not line.startswith(_KEY) or cut < 0 or entry[:1] != b"{" or entry[-2:] != b"}}":
+        return None
+    try:
+        key = json.loads(line[len(_KEY):cut])
+    except ValueError:
+        return None
+    return (key, entry[:-1]) if isinstance(key, str) else None
+
+
+def _pack(entry: dict[str, Any] | bytes) -> bytes:
+    # Level 1: a scratch file read back once; level 6 took three times the CPU for a
+    # state's worth of entries, to save a little disk.
+    if not isinstance(entry, bytes):
+        entry = json.dumps(entry, separators=(",", ":")).encode()
+    return zlib.compress(entry, 1)
 
 
 class StateStore:
