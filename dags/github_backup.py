@@ -20,7 +20,7 @@ from airflow.sdk import (
     task_group,
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-from ghvault.contract import KINDS, OWNER_PATTERN, check_owner, previous_month
+from ghvault.contract import KINDS, OWNER_PATTERN, SHARD_MAX, check_owner, previous_month
 from ghvault_airflow.notifications.sns import notify_failure
 from ghvault_airflow.notifications.summary import notify_run, record_failure
 from ghvault_airflow.operators.backup import GithubBackupOperator, GithubVerifyOperator
@@ -36,6 +36,7 @@ from ghvault_airflow.settings import (
     run_month,
     run_type,
 )
+from ghvault_airflow.shards import counts_for
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ Trigger the DAG from the UI (the form validates every field) or from the CLI:
 | `exclude_repos` | regex: leave out repositories whose name matches                 |
 | `runner`        | `ecs`, `local`, or empty for the settings' `runner`              |
 | `verify`        | run `ghvault verify` on each new archive; empty: the settings'   |
+| `shards`        | parts (ECS tasks) per owner; empty: the settings' `shards`       |
 
 ## Backfill
 
@@ -133,15 +135,17 @@ ECS `cluster`, `task_definition`, `container_name`, `subnets`, `security_groups`
 App), `github_api_url`, `github_git_url`, `state_url`,
 `sns_topic_arn`, `glacier_storage_class`, `transition_days`, `retention_days`, `engine_env`,
 `verify`, `catchup_months`, `pool`, `pool_slots` (the scheduler creates the pool when it
-starts; `python -m ghvault_airflow.plan pool` resizes it at once).
+starts; `python -m ghvault_airflow.plan pool` resizes it at once), `shards` and
+`owner_shards` (parts per owner: one backup group, one ECS task, per part; an owner counts
+as backed up only when all its parts are).
 Each can also come from an environment variable `GHVAULT_<KEY>` (e.g. `GHVAULT_BUCKET`),
 which wins over the Variable. See `ghvault_airflow.settings`.
 """
 
 
-# Every task of the mapped group shows its owner as map index (the sensors read it from the
-# archive key they check).
-OWNER_INDEX = "{{ task.github_owner }}"
+# Every task of the mapped group shows its owner (and part) as map index (the sensors read
+# them from the archive key they check).
+OWNER_INDEX = "{{ task.github_owner }}{{ (' part ' ~ task.shard) if task.shard else '' }}"
 # The sensors take the run plan's values through their templated fields.
 PLAN = "ti.xcom_pull(task_ids='plan', key='plan')"
 
@@ -201,6 +205,11 @@ def _notify_failure(context) -> None:
             description="Run 'ghvault verify' on each new archive (every entry's SHA-256, "
                         "every git bundle, every JSON file) after the sensors, with the same "
                         "runner. Empty: the settings' 'verify'."),
+        "shards": Param(
+            None, type=["null", "integer"], minimum=1, maximum=SHARD_MAX, title="Shards",
+            description="Parts (one ECS task each) every owner of this run is split into; "
+                        "a failed part is retried alone. Empty: the settings' 'shards' and "
+                        "'owner_shards'."),
         "runner": Param(
             "", type="string", enum=["", *RUNNERS], title="Runner",
             values_display={"": "from the settings", "ecs": "ECS Fargate task",
@@ -256,6 +265,7 @@ def github_backup():
             for name in ("repos", "exclude_repos"):
                 if params.get(name):
                     re.compile(params[name])
+            shards = counts_for(owners, cfg.shards, cfg.owner_shards, params.get("shards"))
         except (ValueError, re.error) as err:
             raise AirflowFailException(f"Bad params: {err}") from err
 
@@ -263,7 +273,8 @@ def github_backup():
             run = RunPlan(settings=cfg.as_dict(), runner=runner, month=month,
                           run_type=run_type(context), taken_at=f"{now:%Y-%m-%d}", owners=owners,
                           kinds=kinds, repos=params.get("repos") or "",
-                          exclude_repos=params.get("exclude_repos") or "", verify=verify)
+                          exclude_repos=params.get("exclude_repos") or "", verify=verify,
+                          shards=shards)
         except PlanError as err:
             raise AirflowFailException(str(err)) from err
         ti.xcom_push("plan", run.as_dict())
@@ -297,9 +308,9 @@ def github_backup():
     done = notify()
 
     @task_group(group_id="backup")
-    def backup(owner: str, key: str, previous_key: str):
+    def backup(owner: str, key: str, previous_key: str, shard: str):
         engine = {
-            "github_owner": owner, "run_plan": planned["plan"], "pool": POOL,
+            "github_owner": owner, "shard": shard, "run_plan": planned["plan"], "pool": POOL,
             "on_failure_callback": record_failure, "map_index_template": OWNER_INDEX,
         }
         s3 = {"bucket": from_plan("bucket"), "key": key, "aws_conn_id": from_plan("aws_conn_id"),

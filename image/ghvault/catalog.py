@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .contract import SIDECAR_SUFFIX, parse_archive_key
+from .contract import SIDECAR_SUFFIX, Shard, parse_archive_key, parse_archive_part
 from .errors import ConfigError
+from .parts import missing_parts, missing_text
 from .storage import ObjectInfo, Purpose, Store, open_store, parse_location
 
 RESTORE_LABEL = {"available": "-", "archived": "no", "restoring": "in progress",
@@ -36,6 +37,7 @@ class Entry:
     # "ok", "missing", or "older": written before the archive, so by an earlier run
     sidecar: str = "ok"
     previous_version: str | None = None  # with "older": the version the sidecar was written for
+    part: str | None = None  # "K/N" for a part of a sharded month (parts.py)
 
 
 def matching_version(store: Store, key: str, recorded: dict[str, Any],
@@ -97,12 +99,37 @@ def list_archives(store: Store, owner: str | None) -> list[Entry]:
             if state == "older":
                 version = previous_before(store, key, side.last_modified, info)
                 previous = version.version_id if version is not None else None
+        part = parse_archive_part(store.where(key))
         entries.append(Entry(found.owner, found.month, store.where(key), info.size,
                              info.storage_class, info.restore or "archived",
                              side is not None,
                              info.last_modified.strftime("%Y-%m-%dT%H:%M:%SZ"), state,
-                             previous))
-    return sorted(entries, key=lambda e: (e.owner.lower(), e.month))
+                             previous, f"{part.index}/{part.count}" if part else None))
+    return sorted(entries, key=lambda e: (e.owner.lower(), e.month, part_order(e.part)))
+
+
+def part_order(part: str | None) -> tuple[int, int]:
+    """Unsharded first, then by count and index."""
+    if part is None:
+        return (0, 0)
+    index, count = map(int, part.split("/"))
+    return (count, index)
+
+
+def incomplete_parts(entries: list[Entry]) -> list[dict[str, Any]]:
+    """Sharded months without a complete set of parts (and no unsharded archive)."""
+    months: dict[tuple[str, str], list[Shard] | None] = {}
+    for e in entries:
+        key = (e.owner, e.month)
+        if e.part is None:
+            months[key] = None  # the unsharded archive: complete as it is
+        elif months.get(key, []) is not None:
+            months.setdefault(key, []).append(Shard(*map(int, e.part.split("/"))))
+    out = []
+    for (owner, month), parts in months.items():
+        if parts and (gap := missing_parts(parts)):
+            out.append({"owner": owner, "month": month, "count": gap[0], "missing": gap[1]})
+    return out
 
 
 def months_between(first: str, last: str) -> list[str]:
@@ -133,7 +160,7 @@ def catalog(location: str, owner: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"{where.shown} is not a directory: give s3://bucket/prefix/ or the "
                           "directory the archives were written under") from None
     return {"location": location, "archives": [asdict(e) for e in entries],
-            "gaps": gaps(entries)}
+            "gaps": gaps(entries), "incomplete_parts": incomplete_parts(entries)}
 
 
 def human(n: int) -> str:
@@ -147,16 +174,22 @@ def human(n: int) -> str:
 
 def render(result: dict[str, Any]) -> str:
     """A table by owner and month, gaps in place, and a summary line."""
-    rows = [("OWNER", "MONTH", "SIZE", "STORAGE", "RESTORED", "MANIFEST")]
-    missing = {(g["owner"], g["month"]) for g in result["gaps"]}
-    items = [(a["owner"], a["month"], a) for a in result["archives"]]
-    items += [(o, m, None) for o, m in missing]
-    for owner, month, a in sorted(items, key=lambda t: (t[0].lower(), t[1])):
+    sharded = any(a.get("part") for a in result["archives"])
+    rows = [("OWNER", "MONTH", "SIZE", "STORAGE", "RESTORED", "MANIFEST")
+            + (("PART",) if sharded else ())]
+    missing = {(g["owner"], g["month"], None) for g in result["gaps"]}
+    missing |= {(p["owner"], p["month"], f"{k}/{p['count']}")
+                for p in result.get("incomplete_parts", []) for k in p["missing"]}
+    items = [(a["owner"], a["month"], a.get("part"), a) for a in result["archives"]]
+    items += [(o, m, part, None) for o, m, part in missing]
+    for owner, month, part, a in sorted(items, key=lambda t: (t[0].lower(), t[1],
+                                                              part_order(t[2]))):
+        tail = (part or "-",) if sharded else ()
         if a is None:
-            rows.append((owner, month, "-", "MISSING", "-", "-"))
+            rows.append((owner, month, "-", "MISSING", "-", "-") + tail)
         else:
             rows.append((owner, month, human(a["size"]), a["storage_class"],
-                         RESTORE_LABEL[a["restore"]], MANIFEST_LABEL[a["sidecar"]]))
+                         RESTORE_LABEL[a["restore"]], MANIFEST_LABEL[a["sidecar"]]) + tail)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]
@@ -164,6 +197,9 @@ def render(result: dict[str, Any]) -> str:
     gap_text = ", ".join(f"{g['owner']} {g['month']}" for g in result["gaps"]) or "none"
     lines.append(f"{len(result['archives'])} archive(s) of {owners} owner(s) under "
                  f"{result['location']}; months missing: {gap_text}")
+    for p in result.get("incomplete_parts", []):
+        lines.append(f"{p['owner']} {p['month']}: incomplete, "
+                     f"{missing_text(p['count'], p['missing'])}: run those shards again")
     for a in result["archives"]:
         if a["sidecar"] == "older":
             kept = (f"the archive it describes is kept as version {a['previous_version']}"
@@ -174,5 +210,5 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["catalog", "gaps", "list_archives", "matching_version", "months_between", "render",
-           "version_text"]
+__all__ = ["catalog", "gaps", "incomplete_parts", "list_archives", "matching_version",
+           "months_between", "render", "version_text"]

@@ -27,6 +27,7 @@ from .contract import (
     Exit,
     check_month,
     check_owner,
+    check_shard,
     summary_line,
 )
 from .errors import EXIT_CODES, ConfigError, GhvaultError
@@ -103,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retries", type=int, default=8,
                      help="tries per GitHub request on 5xx, dropped connections and secondary "
                           "rate limits, with exponential backoff (default 8: about 2 minutes)")
+    run.add_argument("--shard", metavar="K/N", type=checked(check_shard),
+                     help="back up part K of N of the owner: the repositories whose id "
+                          "hashes to K, and (K=1) the account and gists; --dest is then "
+                          "{owner}-{YYYY-MM}.part-K-of-N.zip (docs/operations.md#shards)")
     run.add_argument("--workdir", help="scratch directory (default: the system temp dir)")
     run.add_argument("-v", "--verbose", action="store_true")
     add_archive_commands(sub)
@@ -415,6 +420,9 @@ def run(args: argparse.Namespace) -> int:
         except re.error as e:
             raise ConfigError(f"--{flag.replace('_', '-')} is not a valid regex ({e})") from None
     kinds = kinds_from(args)
+    from .shards import check_dest
+
+    check_dest(args.dest, args.shard)
     check_workdir(args.workdir)
     check_state(args.state)
     opts = Options(owner=args.owner, dest=args.dest, month=args.month,
@@ -422,7 +430,8 @@ def run(args: argparse.Namespace) -> int:
                    exclude_repos=args.exclude_repos, forks=not args.no_forks,
                    archived=not args.no_archived, concurrency=args.concurrency,
                    git_concurrency=args.git_concurrency, state=args.state,
-                   workdir=args.workdir, retries=args.retries, git_url=args.git_url)
+                   workdir=args.workdir, retries=args.retries, git_url=args.git_url,
+                   shard=args.shard)
     summary = Backup(opts).run()
     print(summary_line(summary), flush=True)
     return 0

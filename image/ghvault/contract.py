@@ -11,6 +11,7 @@ Standard library only: importing it must never pull in boto3, PyGithub or Airflo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -81,9 +82,12 @@ LATEST_ZONE_AHEAD = timedelta(hours=14)  # UTC+14, the time zone furthest ahead
 
 _MONTH = re.compile(MONTH_PATTERN)
 _OWNER = re.compile(OWNER_PATTERN)
-# {prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip, the prefix optional.
+# A shard's archive: `{owner}-{YYYY-MM}.part-K-of-N.zip` beside the unsharded one's key.
+SHARD_MAX = 256  # `--shard K/N` takes N up to this (a Fargate task each)
+PART_PATTERN = r"\.part-(?P<k>[1-9]\d{0,2})-of-(?P<n>[1-9]\d{0,2})"
+# {prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}[.part-K-of-N].zip, the prefix optional.
 _KEY = re.compile(rf"(?:^|/)(?P<owner>{OWNER_PATTERN})/(?P<y>\d{{4}})/(?P<m>0[1-9]|1[0-2])/"
-                  rf"(?P=owner)-(?P=y)-(?P=m){re.escape(ARCHIVE_SUFFIX)}$")
+                  rf"(?P=owner)-(?P=y)-(?P=m)(?:{PART_PATTERN})?{re.escape(ARCHIVE_SUFFIX)}$")
 
 
 class ArchiveId(NamedTuple):
@@ -150,10 +154,44 @@ def expected_month(text: str, now: datetime | None = None) -> str:
                          "this one)") from None
 
 
-def archive_key(prefix: str | None, owner: str, month: str) -> str:
-    """`{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`; no leading slash without prefix."""
+class Shard(NamedTuple):
+    """Part `index` of `count` (1-based) of an owner's month."""
+
+    index: int
+    count: int
+
+
+def check_shard(text: str) -> Shard:
+    """`K/N` as a Shard when 1 <= K <= N <= SHARD_MAX, else ValueError saying so."""
+    m = re.fullmatch(r"\s*(\d{1,4})\s*/\s*(\d{1,4})\s*", text or "")
+    shard = Shard(int(m[1]), int(m[2])) if m else None
+    if shard is None or not 1 <= shard.index <= shard.count <= SHARD_MAX:
+        raise ValueError(f"--shard {text!r} is not K/N with 1 <= K <= N <= {SHARD_MAX} (for "
+                         "example 2/4, the second of four parts): fix it.")
+    return shard
+
+
+def shard_of(repo_id: int, count: int) -> int:
+    """The part (1..count) that holds the repository with GitHub's numeric id `repo_id`:
+    the id survives renames and transfers, and a hash of it spreads the repositories
+    evenly whatever order they were made in; the same on every retry and every month."""
+    digest = hashlib.sha256(str(int(repo_id)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def part_suffix(shard: Shard | None) -> str:
+    """`.part-K-of-N` for a shard of N > 1; "" for none or 1/1 (today's single archive)."""
+    return "" if shard is None or shard.count == 1 else \
+        f".part-{shard.index}-of-{shard.count}"
+
+
+def archive_key(prefix: str | None, owner: str, month: str,
+                shard: Shard | None = None) -> str:
+    """`{prefix}/{owner}/{YYYY}/{MM}/{owner}-{YYYY-MM}.zip`; no leading slash without prefix.
+    A shard of N > 1 parts: `...{owner}-{YYYY-MM}.part-K-of-N.zip` in the same folder."""
     year, mm = _month_grammar(month).split("-")
-    name = f"{check_owner(owner)}/{year}/{mm}/{owner}-{month}{ARCHIVE_SUFFIX}"
+    name = f"{check_owner(owner)}/{year}/{mm}/{owner}-{month}{part_suffix(shard)}" \
+        f"{ARCHIVE_SUFFIX}"
     prefix = (prefix or "").strip("/")
     return f"{prefix}/{name}" if prefix else name
 
@@ -167,7 +205,23 @@ def parse_archive_key(key: str) -> ArchiveId | None:
     """(owner, month) of an archive key or path laid out as `archive_key` builds it; None
     for anything else (sidecars, state, foreign objects)."""
     m = _KEY.search(key)
-    return ArchiveId(m["owner"], f"{m['y']}-{m['m']}") if m else None
+    return ArchiveId(m["owner"], f"{m['y']}-{m['m']}") if m and _part(m) != () else None
+
+
+def _part(m: re.Match[str]) -> Shard | None | tuple[()]:
+    """The part a key match names: None (unsharded), a Shard, or () when K > N or N < 2."""
+    if m["k"] is None:
+        return None
+    shard = Shard(int(m["k"]), int(m["n"]))
+    return shard if 1 <= shard.index <= shard.count <= SHARD_MAX and shard.count > 1 else ()
+
+
+def parse_archive_part(key: str) -> Shard | None:
+    """The part a sharded archive key names (`.part-K-of-N.zip`); None for an unsharded
+    key and for anything `parse_archive_key` does not recognise."""
+    m = _KEY.search(key)
+    part = _part(m) if m else None
+    return part if isinstance(part, Shard) else None
 
 
 # -- the summary line ------------------------------------------------------------------------
@@ -210,4 +264,6 @@ __all__ = [
     "ArchiveId", "Exit", "archive_key", "check_month", "check_owner", "expected_month",
     "latest_month", "parse_archive_key", "parse_summary", "previous_month", "sidecar_key",
     "summary_line",
+    "PART_PATTERN", "SHARD_MAX", "Shard", "check_shard", "parse_archive_part", "part_suffix",
+    "shard_of",
 ]

@@ -30,7 +30,7 @@ from .bundles import stream_bundle
 from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata
-from .contract import SIDECAR_SUFFIX
+from .contract import SIDECAR_SUFFIX, Shard
 from .errors import AuthError, ConfigError, NotFound
 from .git import Git, GitError, RepoNotFound, kill_children
 from .github.auth import InstallationAuth, make_auth
@@ -39,6 +39,7 @@ from .github.client import GitHubClient
 from .github.urls import default_git_url
 from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry
 from .listing import discover, list_repos
+from .shards import kinds_of, manifest_field, select
 from .stop import (
     STOP_GRACE,
     Halted,
@@ -99,6 +100,7 @@ class Options:
     git_timeout: float = 3600.0
     retries: int = 8
     git_url: str | None = None  # the git origin; default: derived from api_url
+    shard: Shard | None = None  # this part of the owner only (shards.py)
 
 
 @dataclass
@@ -117,6 +119,8 @@ class Backup:
         self.progress = Progress()
         self.started_at = datetime.now(UTC)
         self.disk = DiskBudget(DISK_HEADROOM, self.stop.event)
+        self.shard_info: dict[str, Any] = {}
+        self.kinds = frozenset(opts.kinds)
 
     # discovery ---------------------------------------------------------------------------
 
@@ -236,7 +240,10 @@ class Backup:
                                                 concurrency=opts.concurrency, cache=cache,
                                                 max_tries=opts.retries)
             profile, viewer = self.discover(client)
-            repos = self.list_repos(client, profile, viewer)
+            listed = self.list_repos(client, profile, viewer)
+            repos = select(listed, opts.shard)
+            self.shard_info = manifest_field(opts.shard, repos, len(listed))
+            self.kinds = kinds = kinds_of(frozenset(opts.kinds), opts.shard)
             log.info("backing up %s (%s): %d repositories into %s", profile["login"],
                      profile.get("type", "User"), len(repos), opts.dest)
             self.progress.total = len(repos)
@@ -244,7 +251,7 @@ class Backup:
             self.disk = DiskBudget(max((int(r.get("size") or 0) * 1024 for r in repos),
                                        default=0) + DISK_HEADROOM, self.stop.event)
             gists = []
-            if "gists" in opts.kinds and profile.get("type") != "Organization":
+            if "gists" in kinds and profile.get("type") != "Organization":
                 gists = list(client.paginate(f"/users/{profile['login']}/gists"))
             # Installation tokens expire: git asks for a current one (gitcred.py).
             tokens = auth if isinstance(auth, InstallationAuth) else None
@@ -256,7 +263,7 @@ class Backup:
                 with self.stop.held("the upload starts"):
                     sink = dest.open()
                 self.archive = archive = ArchiveWriter(sink)
-                job = Job(StoppableClient(client, self.stop), archive, frozenset(opts.kinds),
+                job = Job(StoppableClient(client, self.stop), archive, kinds,
                           self.ledger, profile["login"], workdir,
                           assets=store.assets() if store else None)
                 self.ledger.counts["repos"] = len(repos)
@@ -358,10 +365,11 @@ class Backup:
             "taken_at": self.started_at.strftime("%Y-%m-%d"),  # content as of this day
             "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "kinds": sorted(self.opts.kinds),
+            "kinds": sorted(self.kinds),  # a part > 1 keeps no account kinds
             "counts": dict(sorted(self.ledger.counts.items())),
             "skipped": self.ledger.skipped,
             "api": client.acct.snapshot(),
+            **self.shard_info,
         }
 
     def summary(self, sidecar: dict[str, Any]) -> dict[str, Any]:

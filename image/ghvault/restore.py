@@ -70,6 +70,7 @@ from .layout import (
     shown,
     stream_entry,
 )
+from .parts import check_restore_target, restored_manifest_name
 from .source import ArchiveSource, local_git
 from .storage.failures import file_error
 from .verify import is_symlink, manifest_doc, open_archive, sound_entries
@@ -160,7 +161,7 @@ class Restore:
     # the run ---------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        if self.to.exists() and (not self.to.is_dir() or any(self.to.iterdir())):
+        if self.to.exists() and not self.to.is_dir():
             raise ConfigError(f"--to {self.to} is not an empty directory: choose a new one")
         zf, raw = open_archive(self.source)
         try:
@@ -171,6 +172,7 @@ class Restore:
                                      f"`ghvault verify {self.source.url}`") from None
             for name, text in malformed:  # their entries are then not in the manifest
                 self.outcome.problems.append(f"{shown(name)}: {text}" if name else text)
+            check_restore_target(self.to, manifest.doc)  # empty, or other parts of the month
             owner = manifest.doc.get("owner")
             self.owner = owner if isinstance(owner, str) else ""
             listed = manifest.entries
@@ -184,11 +186,12 @@ class Restore:
             except OSError as e:
                 raise file_error(e, self.to, action="restoring", option="--to") from None
             try:
+                kept = self.to / restored_manifest_name(manifest.doc)
                 try:
-                    (self.to / MANIFEST_NAME).write_text(json.dumps(manifest.doc, indent=1,
+                    kept.write_text(json.dumps(manifest.doc, indent=1,
                                                                     sort_keys=True) + "\n")
                 except OSError as e:
-                    raise file_error(e, self.to / MANIFEST_NAME, action="restoring",
+                    raise file_error(e, kept, action="restoring",
                                      option="--to") from None
                 infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
                 seen: set[str] = set()

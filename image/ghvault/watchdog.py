@@ -25,8 +25,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .catalog import human
-from .contract import archive_key, check_owner, sidecar_key
+from .contract import (
+    Shard,
+    archive_key,
+    check_owner,
+    parse_archive_key,
+    parse_archive_part,
+    sidecar_key,
+)
 from .errors import ConfigError, MonthIncomplete
+from .parts import missing_parts, missing_text
 from .storage import ObjectInfo, Purpose, Store, open_store, parse_location
 
 TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}")
@@ -74,10 +82,41 @@ def recorded_size(store: Store, key: str, side: ObjectInfo) -> tuple[int | None,
 
 def check_month_of(store: Store, owner: str, month: str) -> Finding:
     key = archive_key(None, owner, month)  # relative to the store's root, the prefix
-    where = store.where(key)
     # One listing of the month's folder: the archive and its sidecar, and a missing bucket
     # fails here (a HEAD answers a bare 404 for a missing bucket as for a missing key).
     objects = {info.key: info for info in store.list(key.rsplit("/", 1)[0] + "/")}
+    if key not in objects:
+        parts = [found for k in objects if (found := parse_archive_part(k)) is not None
+                 and parse_archive_key(k) == (owner, month)]
+        if parts:
+            return check_parts(store, objects, owner, month, parts)
+    return check_archive(store, objects, key, owner, month)
+
+
+def check_parts(store: Store, objects: dict[str, ObjectInfo], owner: str, month: str,
+                parts: list[Shard]) -> Finding:
+    """A sharded month: ok when every part 1..N of one count N is ok (parts.py)."""
+    where = store.where(archive_key(None, owner, month).rsplit("/", 1)[0]) + "/"
+    gap = missing_parts(parts)
+    counts = {p.count for p in parts}
+    count = gap[0] if gap else max(n for n in counts if sum(p.count == n for p in parts) == n)
+    present = [k for k in range(1, count + 1) if not gap or k not in gap[1]]
+    found = [check_archive(store, objects, archive_key(None, owner, month, Shard(k, count)),
+                           owner, month) for k in present]
+    size = sum(f.size or 0 for f in found)
+    bad = [f.detail for f in found if f.state != "ok"]
+    if gap or bad:
+        what = "; ".join(([missing_text(*gap)] if gap else []) + bad)
+        return Finding(owner, month, "incomplete", where, f"{where} in {count} parts: {what}",
+                       size)
+    return Finding(owner, month, "ok", where, f"{where} in {count} parts ({human(size)}; "
+                   "every sidecar agrees)", size)
+
+
+def check_archive(store: Store, objects: dict[str, ObjectInfo], key: str, owner: str,
+                  month: str) -> Finding:
+    """One archive at `key` (listed in `objects`, its folder's listing) and its sidecar."""
+    where = store.where(key)
     archive = objects.get(key)
     if archive is None:
         return Finding(owner, month, "missing", where, f"no archive at {where}")
@@ -109,8 +148,6 @@ def check_month_of(store: Store, owner: str, month: str) -> Finding:
 
 def owners_in(store: Store) -> list[str]:
     """Owners with any object under the root: the default when no owners are given."""
-    from .contract import parse_archive_key
-
     found = {parse_archive_key(store.where(info.key)) for info in store.list()}
     return sorted({f.owner for f in found if f is not None}, key=str.lower)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ghvault.contract import archive_key, check_month, check_owner, previous_month
+from ghvault.contract import check_month, check_owner
 
 from ghvault_airflow.settings import (
     ENV_PREFIX,
@@ -36,6 +36,7 @@ from ghvault_airflow.settings import (
     _parse_value,
     load_settings,
 )
+from ghvault_airflow.shards import check_count, units
 
 POOL_DESCRIPTION = "ghvault: backups that may use the GitHub token at once (pool_slots)"
 
@@ -65,6 +66,7 @@ class RunPlan:
     repos: str = ""
     exclude_repos: str = ""
     verify: bool = False
+    shards: dict[str, int] = field(default_factory=dict)  # owners in more than one part
 
     def __post_init__(self) -> None:
         check_month(self.month)
@@ -80,6 +82,11 @@ class RunPlan:
         if len(set(self.owners)) != len(self.owners):
             raise PlanError(f"run plan lists an owner twice ({', '.join(self.owners)}): "
                             "list each owner once.")
+        try:
+            for owner, count in self.shards.items():
+                check_count(count, f"run plan's parts of {owner}")
+        except ValueError as err:
+            raise PlanError(f"{err}.") from None
 
     # what the sensors take, from the settings (rendered into their templated fields)
     @property
@@ -87,12 +94,10 @@ class RunPlan:
         return load_settings(self.settings, env={})
 
     def per_owner(self) -> list[dict[str, str]]:
-        """One dict per owner for ``expand_kwargs`` over the backup task group: its archive
-        key and last month's key (the Glacier check)."""
-        prefix = self.deployment.prefix
-        return [{"owner": owner, "key": archive_key(prefix, owner, self.month),
-                 "previous_key": archive_key(prefix, owner, previous_month(self.month))}
-                for owner in self.owners]
+        """One dict per owner (per part of a sharded owner: ``shards.units``) for
+        ``expand_kwargs`` over the backup task group: its archive key, last month's key (the
+        Glacier check) and its `shard` ("K/N", or "")."""
+        return units(self.deployment.prefix, self.owners, self.month, self.shards)
 
     def as_dict(self) -> dict[str, Any]:
         cfg = self.deployment

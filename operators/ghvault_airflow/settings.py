@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ghvault_airflow.shards import check_settings as check_shards
+
 VARIABLE_NAME = "ghvault_settings"
 ENV_PREFIX = "GHVAULT_"
 # The Variable's JSON text as a template, rendered when a task runs ('' when the Variable is
@@ -97,6 +99,8 @@ class DeploymentSettings:
     pool, pool_slots       the Airflow pool every backup and verification task runs in, and
                            its size: at most that many engines use the token at once, across
                            runs (created when the scheduler starts: ``ghvault_airflow.pool``)
+    shards, owner_shards   parts (Fargate tasks) per owner and month, default 1; per owner
+                           as {"big-org": 8} (``ghvault_airflow.shards``)
     """
 
     bucket: str
@@ -133,6 +137,8 @@ class DeploymentSettings:
     catchup_months: int = 1
     pool: str = "ghvault"
     pool_slots: int = 2
+    shards: int = 1
+    owner_shards: dict[str, str] = field(default_factory=dict)
 
     @property
     def backup_timeout(self) -> timedelta:
@@ -228,6 +234,10 @@ class DeploymentSettings:
             _fail("github_git_url", f"is {self.github_git_url!r}: use the git origin's https:// "
                                     "URL such as https://SUBDOMAIN.ghe.com, or unset it")
         self._validate_credentials()
+        try:
+            check_shards(self.shards, self.owner_shards)
+        except ValueError as err:
+            raise SettingsError(f"{VARIABLE_NAME}: {err}.") from None
         if not self.container_name:
             _fail("container_name", "is empty: name the ghvault container of the task definition")
         if not self.log_stream_prefix:

@@ -157,9 +157,9 @@ def test_run_plan_round_trips_through_xcom_json():
     assert (value["bucket"], value["prefix"]) == ("backups", "gh")
     assert original.per_owner() == [
         {"owner": "hubber", "key": "gh/hubber/2026/10/hubber-2026-10.zip",
-         "previous_key": "gh/hubber/2026/09/hubber-2026-09.zip"},
+         "previous_key": "gh/hubber/2026/09/hubber-2026-09.zip", "shard": ""},
         {"owner": "hubworks", "key": "gh/hubworks/2026/10/hubworks-2026-10.zip",
-         "previous_key": "gh/hubworks/2026/09/hubworks-2026-09.zip"}]
+         "previous_key": "gh/hubworks/2026/09/hubworks-2026-09.zip", "shard": ""}]
 
 
 @pytest.mark.parametrize("changes, words", [

@@ -14,6 +14,7 @@ from typing import Any
 
 from ghvault.contract import previous_month
 
+from ghvault_airflow.notifications.parts import sharded_outcome, units_of
 from ghvault_airflow.notifications.sns import (
     _as_list,
     _dag_id,
@@ -28,6 +29,7 @@ from ghvault_airflow.notifications.sns import (
     failure_reason,
     human_size,
 )
+from ghvault_airflow.shards import part_of
 
 # The steps of one owner, in order; the first that failed is the owner's reason.
 STEPS = ("backup.backup", "backup.archive", "backup.glacier", "backup.verify")
@@ -37,8 +39,11 @@ BACKUP, ARCHIVE, GLACIER, VERIFY = STEPS
 def record_failure(context: Mapping[str, Any]) -> None:
     """on_failure_callback of an owner's steps: keep the reason for the run's summary."""
     ti = context["ti"]
+    task = context.get("task") or getattr(ti, "task", None)
+    shard = getattr(task, "shard", "") or ""  # a part of a sharded owner: "K/N"
     ti.xcom_push("failure", {"owner": failed_owner(context, BACKUP) or "",
-                             "task_id": ti.task_id, "reason": failure_reason(context)})
+                             "task_id": ti.task_id, "reason": failure_reason(context),
+                             **({"shard": shard} if isinstance(shard, str) and shard else {})})
 
 
 def _owner_of(value: Mapping[str, Any]) -> str | None:
@@ -49,30 +54,38 @@ def _owner_of(value: Mapping[str, Any]) -> str | None:
     return parts[-4] if len(parts) >= 4 else None
 
 
-def gather(ti: Any, owners: Sequence[str], verify: bool) -> list[dict[str, Any]]:
+def gather(ti: Any, owners: Sequence[str], verify: bool,
+           shards: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """Each owner's outcome from the run's XComs: ``{"owner", "ok", "failure", "result",
-    "glacier", "verified", "replaces"}``."""
-    def by_owner(task_id: str, key: str = "return_value") -> dict[str, dict]:
+    "glacier", "verified", "replaces"}``; an owner in N > 1 parts (`shards`) has ``parts``
+    instead, one such outcome per part (with ``shard``), and is ok only when all are."""
+    def by_unit(task_id: str, key: str = "return_value") -> dict[tuple[str, str], dict]:
         values = _as_list(ti.xcom_pull(task_ids=task_id, key=key))
-        return {o: dict(v) for v in values if isinstance(v, Mapping) and (o := _owner_of(v))}
+        return {(o, part_of(v)): dict(v) for v in values
+                if isinstance(v, Mapping) and (o := _owner_of(v))}
 
-    failures: dict[str, dict] = {}
+    failures: dict[tuple[str, str], dict] = {}
     for step in STEPS:
-        for owner, failure in by_owner(step, "failure").items():
-            failures.setdefault(owner, failure)
-    results, glacier, verified = by_owner(BACKUP), by_owner(GLACIER), by_owner(VERIFY)
-    replaces = by_owner(BACKUP, "replaces")
+        for unit, failure in by_unit(step, "failure").items():
+            failures.setdefault(unit, failure)
+    results, glacier, verified = by_unit(BACKUP), by_unit(GLACIER), by_unit(VERIFY)
+    replaces = by_unit(BACKUP, "replaces")
     outcomes = []
     for owner in owners:
-        failure = failures.get(owner)
-        finished = owner in results and owner in glacier and (owner in verified or not verify)
-        if failure is None and not finished:
-            failure = {"owner": owner, "task_id": "?", "reason": (
-                "did not finish and recorded no failure (the task was killed or timed out, or "
-                "the run was stopped): see the tasks' logs")}
-        outcomes.append({"owner": owner, "ok": failure is None, "failure": failure,
-                         "result": results.get(owner), "glacier": glacier.get(owner),
-                         "verified": verified.get(owner), "replaces": replaces.get(owner)})
+        n = int((shards or {}).get(owner, 1))
+        parts = []
+        for unit in ((owner, f"{k}/{n}" if n > 1 else "") for k in range(1, n + 1)):
+            failure = failures.get(unit)
+            finished = unit in results and unit in glacier and (unit in verified or not verify)
+            if failure is None and not finished:
+                failure = {"owner": owner, "task_id": "?", "reason": (
+                    "did not finish and recorded no failure (the task was killed or timed out, "
+                    "or the run was stopped): see the tasks' logs")}
+            parts.append({"owner": owner, "ok": failure is None, "failure": failure,
+                          "result": results.get(unit), "glacier": glacier.get(unit),
+                          "verified": verified.get(unit), "replaces": replaces.get(unit),
+                          "shard": unit[1]})
+        outcomes.append(parts[0] if n == 1 else sharded_outcome(owner, parts))
     return outcomes
 
 
@@ -94,7 +107,7 @@ def run_message(plan: Mapping[str, Any], outcomes: Sequence[Mapping[str, Any]], 
     good = [o for o in outcomes if o["ok"]]
     subject = clean_subject(f"ghvault: {len(good)} of {_plural(len(outcomes), 'owner')} "
                             f"succeeded for {month}")
-    summaries = [(o["result"] or {}).get("summary") or {} for o in good]
+    summaries = [(u["result"] or {}).get("summary") or {} for o in good for u in units_of(o)]
     requests = sum(s.get("api_requests") or 0 for s in summaries)
     lines = [f"ghvault backed up {len(good)} of {_plural(len(outcomes), 'owner')} for {month}: "
              f"{human_size(sum(s.get('bytes') or 0 for s in summaries))}, "
@@ -109,10 +122,10 @@ def run_message(plan: Mapping[str, Any], outcomes: Sequence[Mapping[str, Any]], 
                          "taken_at).")
     if good:
         lines += ["", "Succeeded"]
-        for outcome in good:
-            lines += ["", *_owner_lines(outcome["result"] or {"owner": outcome["owner"]})]
-            if outcome["replaces"]:
-                lines.append(_replaced_line(outcome["replaces"]))
+        for unit in (u for o in good for u in units_of(o)):
+            lines += ["", *_owner_lines(unit["result"] or {"owner": unit["owner"]})]
+            if unit["replaces"]:
+                lines.append(_replaced_line(unit["replaces"]))
     failed = [o for o in outcomes if not o["ok"]]
     if failed:
         lines += ["", "Failed"]
@@ -120,10 +133,10 @@ def run_message(plan: Mapping[str, Any], outcomes: Sequence[Mapping[str, Any]], 
             failure = outcome["failure"]
             lines += ["", outcome["owner"],
                       f"  failed at {failure.get('task_id')}: {failure.get('reason')}"]
-    checks = [o["glacier"] for o in good if o["glacier"]]
+    checks = [u["glacier"] for o in good for u in units_of(o) if u["glacier"]]
     if checks:
         lines += ["", "Cold storage", *(_glacier_line(c) for c in checks)]
-    verified = [o["verified"] for o in good if o["verified"]]
+    verified = [u["verified"] for o in good for u in units_of(o) if u["verified"]]
     if verified:
         lines += ["", "Verified (ghvault verify)", *(_verified_line(c) for c in verified)]
     return subject, _fit("\n".join(lines) + "\n")
@@ -131,7 +144,8 @@ def run_message(plan: Mapping[str, Any], outcomes: Sequence[Mapping[str, Any]], 
 
 def notify_run(context: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:
     """Publish the run's summary; return ``{"message_id", "succeeded", "failed"}``."""
-    outcomes = gather(context["ti"], plan["owners"], bool(plan.get("verify")))
+    outcomes = gather(context["ti"], plan["owners"], bool(plan.get("verify")),
+                      plan.get("shards") or {})
     dag_run = context.get("dag_run")
     dag_id = _dag_id(context)
     subject, message = run_message(plan, outcomes, dag_id=dag_id,

@@ -21,6 +21,7 @@ from ghvault.contract import (
     archive_key,
     check_month,
     check_owner,
+    check_shard,
     sidecar_key,
 )
 
@@ -160,10 +161,13 @@ def _as_pattern(value: Any) -> str | None:
 
 
 def engine_arguments(settings: DeploymentSettings, *, owner: str, month: str, key: str,
-                     kinds: Any = None, repos: Any = None, exclude_repos: Any = None) -> list[str]:
+                     kinds: Any = None, repos: Any = None, exclude_repos: Any = None,
+                     shard: str | None = None) -> list[str]:
     """``ghvault`` arguments (after the executable / container ENTRYPOINT). No secrets."""
     args = ["run", "--owner", owner, "--month", month, "--dest", f"s3://{settings.bucket}/{key}",
             "--api-url", settings.github_api_url]
+    if shard:
+        args += ["--shard", shard]
     if settings.github_git_url:
         args += ["--git-url", settings.github_git_url]
     if settings.state_url:
@@ -192,19 +196,23 @@ class BackupContract(BaseOperator):
     :param kinds: kinds of content to back up (list or comma-separated); default all.
     :param repos: regex (or list of regexes) of repository names to back up.
     :param exclude_repos: regex (or list of regexes) of repository names to leave out.
+    :param shard: "K/N" (templated): back up part K of N of the owner into its part's key
+        (``contract.archive_key``); None or "": the whole owner.
     :param run_plan: the DAG's resolved plan (``plan.RunPlan.as_dict()``, templated): its
         settings, month, kinds and repository patterns stand in for the arguments not given.
     """
 
     backup_fields: Sequence[str] = ("github_owner", "settings", "month", "kinds", "repos",
-                                    "exclude_repos", "run_plan")
+                                    "exclude_repos", "run_plan", "shard")
 
     def __init__(self, *, github_owner: str, settings: dict | str | None = None,
                  month: str | None = None, kinds: list[str] | str | None = None,
                  repos: list[str] | str | None = None,
                  exclude_repos: list[str] | str | None = None,
-                 run_plan: dict | None = None, **kwargs: Any) -> None:
+                 run_plan: dict | None = None, shard: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.shard = shard
         self.github_owner, self.settings, self.month = github_owner, settings, month
         self.kinds, self.repos, self.exclude_repos = kinds, repos, exclude_repos
         self.run_plan = run_plan
@@ -233,14 +241,17 @@ class BackupContract(BaseOperator):
             month = self.month if self.month not in (None, "", "None") else run_month(context)
             check_month(month)
             check_owner(self.github_owner)
-            return settings, month, archive_key(settings.prefix, self.github_owner, month)
+            shard = check_shard(self.shard) if self.shard not in (None, "", "None") else None
+            return settings, month, archive_key(settings.prefix, self.github_owner, month,
+                                                shard)
         except (SettingsError, ValueError) as err:
             raise EngineConfigError(str(err)) from err
 
     def _result(self, settings: DeploymentSettings, month: str, key: str,
                 summary: dict | None) -> dict[str, Any]:
         return {"owner": self.github_owner, "month": month, "bucket": settings.bucket,
-                "key": key, "manifest_key": sidecar_key(key), "summary": summary}
+                "key": key, "manifest_key": sidecar_key(key), "summary": summary,
+                **({"shard": self.shard} if self.shard else {})}
 
     def note_replaced(self, context, settings: DeploymentSettings, key: str) -> None:
         """Before a backup writes `key`: push what it replaces (XCom ``replaces``) so the
@@ -279,7 +290,8 @@ class BackupContract(BaseOperator):
     def engine_argv(self, settings: DeploymentSettings, month: str, key: str) -> list[str]:
         return engine_arguments(settings, owner=self.github_owner, month=month, key=key,
                                 kinds=self.kinds, repos=self.repos,
-                                exclude_repos=self.exclude_repos)
+                                exclude_repos=self.exclude_repos,
+                                shard=self.shard if self.shard not in (None, "None") else None)
 
     def engine_failure(self, code: int, *, settings: DeploymentSettings, month: str, key: str,
                        token_source: str, where: str,

@@ -21,7 +21,7 @@ from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
-from ghvault.contract import parse_archive_key, sidecar_key
+from ghvault.contract import parse_archive_key, parse_archive_part, sidecar_key
 
 from ghvault_airflow.hooks.archive import (  # noqa: F401  (the S3 errors are this module's too)
     ArchiveHead,
@@ -106,6 +106,12 @@ class _ArchiveSensor(AwsBaseSensor[ArchiveHook]):
         archives out): what the DAG's map index shows and a failure notification names."""
         archive = parse_archive_key(self.key) if isinstance(self.key, str) else None
         return archive.owner if archive else None
+
+    @property
+    def shard(self) -> str:
+        """"K/N" when `key` is a part of a sharded month, else "" (the map index shows it)."""
+        part = parse_archive_part(self.key) if isinstance(self.key, str) else None
+        return f"{part.index}/{part.count}" if part else ""
 
 
 class BackupArchiveSensor(_ArchiveSensor):
