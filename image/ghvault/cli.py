@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="git mirrors at once (default 2; each needs the repo's disk size)")
     run.add_argument("--state", help="s3://bucket/prefix/ or a directory: HTTP validators "
                      "kept between months so unchanged data costs a free 304")
+    run.add_argument("--git-state", action="store_true",
+                     help="keep each repository's last bundle in --state and fetch only "
+                          "what changed since (the archive still holds full bundles)")
     run.add_argument("--retries", type=int, default=8,
                      help="tries per GitHub request on 5xx, dropped connections and secondary "
                           "rate limits, with exponential backoff (default 8: about 2 minutes)")
@@ -425,13 +428,15 @@ def run(args: argparse.Namespace) -> int:
     check_dest(args.dest, args.shard)
     check_workdir(args.workdir)
     check_state(args.state)
+    if args.git_state and not args.state:
+        raise ConfigError("--git-state keeps bundles in the state: give --state too")
     opts = Options(owner=args.owner, dest=args.dest, month=args.month,
                    api_url=args.api_url, kinds=kinds, repos=args.repos,
                    exclude_repos=args.exclude_repos, forks=not args.no_forks,
                    archived=not args.no_archived, concurrency=args.concurrency,
                    git_concurrency=args.git_concurrency, state=args.state,
                    workdir=args.workdir, retries=args.retries, git_url=args.git_url,
-                   shard=args.shard)
+                   shard=args.shard, git_state=args.git_state)
     summary = Backup(opts).run()
     print(summary_line(summary), flush=True)
     return 0

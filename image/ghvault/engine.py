@@ -31,12 +31,14 @@ from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
 from .collect.repo_meta import collect_repo_metadata
 from .contract import SIDECAR_SUFFIX, Shard
+from .engine_gitstate import KeptGit
 from .errors import AuthError, ConfigError, NotFound
 from .git import Git, GitError, RepoNotFound, kill_children
 from .github.auth import InstallationAuth, make_auth
 from .github.cache import StateStore
 from .github.client import GitHubClient
 from .github.urls import default_git_url
+from .gitstate import GitState
 from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry
 from .listing import discover, list_repos
 from .shards import kinds_of, manifest_field, select
@@ -101,6 +103,7 @@ class Options:
     retries: int = 8
     git_url: str | None = None  # the git origin; default: derived from api_url
     shard: Shard | None = None  # this part of the owner only (shards.py)
+    git_state: bool = False  # keep bundles in the state; fetch only what changed
 
 
 @dataclass
@@ -111,7 +114,7 @@ class Progress:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-class Backup:
+class Backup(KeptGit):
     def __init__(self, opts: Options, stop: StopRequest | None = None):
         self.opts = opts
         self.stop = stop or StopRequest()
@@ -121,6 +124,7 @@ class Backup:
         self.disk = DiskBudget(DISK_HEADROOM, self.stop.event)
         self.shard_info: dict[str, Any] = {}
         self.kinds = frozenset(opts.kinds)
+        self.gits: GitState | None = None  # --git-state (gitstate.py)
 
     # discovery ---------------------------------------------------------------------------
 
@@ -145,7 +149,10 @@ class Backup:
         with self.disk.reserve(int(repo.get("size") or 0) * 1024):
             scratch = Path(tempfile.mkdtemp(prefix="repo-", dir=job.workdir))
             try:
-                if job.wants("git"):
+                if job.wants("git") and self.gits is not None:
+                    if not self.repo_git_kept(job, git, repo, scratch):
+                        return
+                elif job.wants("git"):
                     try:
                         mirror = git.mirror(repo["clone_url"], scratch / "mirror.git")
                     except RepoNotFound as e:
@@ -163,7 +170,10 @@ class Backup:
                                 self.ledger.add("lfs_objects")
                         shutil.rmtree(mirror.path)  # in the archive now: free the disk
                         self.ledger.add("git_bundles")
-                if job.wants("wiki") and repo.get("has_wiki"):
+                if job.wants("wiki") and repo.get("has_wiki") and self.gits is not None:
+                    wiki_url = re.sub(r"\.git$", ".wiki.git", repo["clone_url"])
+                    self.wiki_git_kept(job, git, repo, wiki_url, scratch)
+                elif job.wants("wiki") and repo.get("has_wiki"):
                     wiki_url = re.sub(r"\.git$", ".wiki.git", repo["clone_url"])
                     if git.exists(wiki_url):
                         wiki = git.mirror(wiki_url, scratch / "wiki.git")
@@ -190,8 +200,12 @@ class Backup:
         with self.disk.reserve(GIST_DISK):
             scratch = Path(tempfile.mkdtemp(prefix="gist-", dir=job.workdir))
             try:
-                mirror = git.mirror(gist["git_pull_url"], scratch / "gist.git")
-                self.add_bundle(job, git, mirror, gist_entry(gist["id"], "git.bundle"))
+                if self.gits is not None:
+                    self.gits.backup(git, f"gist-{gist['id']}", gist["git_pull_url"], scratch,
+                                     self.adder(job, gist_entry(gist["id"], "git.bundle")))
+                else:
+                    mirror = git.mirror(gist["git_pull_url"], scratch / "gist.git")
+                    self.add_bundle(job, git, mirror, gist_entry(gist["id"], "git.bundle"))
                 self.ledger.add("gists")
             except RepoNotFound as e:
                 self.ledger.skip(f"gist {gist['id']}", f"git: {e}")
@@ -236,6 +250,9 @@ class Backup:
         try:
             workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
             cache = store.load(workdir) if store else None
+            if store and opts.git_state:
+                self.gits = GitState(store.store, opts.owner)
+                self.gits.load()
             self.client = client = GitHubClient(opts.api_url, auth,
                                                 concurrency=opts.concurrency, cache=cache,
                                                 max_tries=opts.retries)
@@ -283,6 +300,8 @@ class Backup:
                                                                 sort_keys=True).encode())
                     if store and cache is not None:
                         store.save(cache)
+                    if self.gits is not None:
+                        self.gits.save()  # only now: a failed month keeps last month's
                 if self.stop.signum is not None:
                     log.warning("%s came while publishing: the archive, its sidecar and the "
                                 "state were written first", signal_name(self.stop.signum))
