@@ -44,6 +44,7 @@ class SizeResult:
     largest_repo: tuple[str, int]
     sim_start_s: float  # the simulator's start: generation when its cache was cold
     sim_rss: int = 0  # the simulator's peak RSS while it served this size
+    archive_bytes: int = 0  # month one's archive
     month_one: ToolRun | None = None
     month_two: ToolRun | None = None
 
@@ -158,6 +159,8 @@ def measure_size(size: str, args: argparse.Namespace, work: Path) -> SizeResult:
                                           args.timeout, f"{size}, month 1",
                                           extra=("--git-state",))
         say(describe(result.month_one))
+        archive = result.month_one.output
+        result.archive_bytes = archive.stat().st_size if archive and archive.exists() else 0
         if size in args.git_state_sizes and result.month_one.complete:
             sim.mutate()
             state_two = work / "m2" / "state"

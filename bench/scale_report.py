@@ -107,7 +107,7 @@ def render(r: ScaleReport, plot: Path) -> str:
             f"| {s.size} | {s.repos} | {s.items:,} | {s.comments:,} | {s.floor:,} | "
             f"{req:,} | {req / s.floor:.3f}× | {seconds(one.measured.wall_s)} | "
             f"{human(one.measured.peak_rss)} | {human(_disk(s))} | "
-            f"{human(s.largest_repo[1])} | {human(one.output.stat().st_size) if one.output and one.output.exists() else 'n/a'} | "  # noqa: E501
+            f"{human(s.largest_repo[1])} | {human(s.archive_bytes)} | "
             f"{human(s.sim_rss)} |")
     out += ["", "## Month two (`--state --git-state`, after a month of activity)", "",
             "| size | wall, month one | wall, month two | ratio | git bytes sent, month one | "
@@ -210,6 +210,8 @@ def write_plot(r: ScaleReport, path: Path) -> None:
     disk.set_title("disk (MiB)")
     disk.legend()
 
+    disk.set_yscale("log")
+    wall.set_yscale("log")
     for ax in (req, wall, mem, disk):
         ax.set_xticks(x, [f"{n}\n{s.repos} repos\n{s.items:,} items"
                           for n, s in zip(names, sizes, strict=True)], fontsize=8)

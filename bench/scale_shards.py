@@ -8,6 +8,7 @@ parallel (on this machine's cores, against one simulator). N = 1 is the unsharde
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from pathlib import Path
@@ -56,7 +57,10 @@ def _ecs(endpoint: str, sim: Sim):
                 "awslogs-group": LOG_GROUP, "awslogs-region": REGION,
                 "awslogs-stream-prefix": "ghvault"}}}])
     subnet = ec2.describe_subnets()["Subnets"][0]
-    network = {"awsvpcConfiguration": {"subnets": [subnet["SubnetId"]]}}
+    group = ec2.create_security_group(GroupName="ghvault-scale", Description="scale bench",
+                                      VpcId=subnet["VpcId"])["GroupId"]
+    network = {"awsvpcConfiguration": {"subnets": [subnet["SubnetId"]],
+                                       "securityGroups": [group]}}
 
     def start(command: list[str]) -> str:
         return ecs.run_task(cluster=CLUSTER, taskDefinition=FAMILY, launchType="FARGATE",
@@ -82,6 +86,7 @@ def sharded_runs(sim: Sim, owner: str, expected: dict[str, int], work: Path,
 
     from devtools.fargate import FargateEmulator
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log: noise here
     port = _free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
