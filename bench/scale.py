@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,7 +143,10 @@ def owner_facts(size: str, seed: int, role: str = "user") -> tuple[int, int, int
             sum(len(i.comments) for r in repos for i in r.issues), floor_requests(world, role))
 
 
-def measure_size(size: str, args: argparse.Namespace, work: Path) -> SizeResult:
+def measure_size(size: str, args: argparse.Namespace, work: Path, sizes: list[SizeResult],
+                 publish: Callable[[], None]) -> None:
+    """Month one (and two) of `size`, and its shards; `publish` after each step, so that
+    a run cut short still leaves its figures so far."""
     config = sim_config(args, size)
     say(f"{size}: starting the simulator ({config.command()})")
     started = time.perf_counter()
@@ -153,6 +157,7 @@ def measure_size(size: str, args: argparse.Namespace, work: Path) -> SizeResult:
         repos, items, comments, floor = owner_facts(size, args.seed)
         result = SizeResult(size, owner, repos, items, comments, floor,
                             sim.largest_repo(owner), start_s)
+        sizes.append(result)
         state = work / "m1" / "state"
         expected = sim.counts()["user"]
         result.month_one, _ = run_ghvault(sim, owner, MONTH_ONE, work / "m1", expected, state,
@@ -161,6 +166,8 @@ def measure_size(size: str, args: argparse.Namespace, work: Path) -> SizeResult:
         say(describe(result.month_one))
         archive = result.month_one.output
         result.archive_bytes = archive.stat().st_size if archive and archive.exists() else 0
+        result.sim_rss = sim_rss.value
+        publish()
         if size in args.git_state_sizes and result.month_one.complete:
             sim.mutate()
             state_two = work / "m2" / "state"
@@ -169,14 +176,17 @@ def measure_size(size: str, args: argparse.Namespace, work: Path) -> SizeResult:
                                               sim.counts()["user"], state_two, args.timeout,
                                               f"{size}, month 2", extra=("--git-state",))
             say(describe(result.month_two))
+            result.sim_rss = sim_rss.value
+            publish()
+        shutil.rmtree(work / "m1", ignore_errors=True)  # large's archives: gigabytes
+        shutil.rmtree(work / "m2", ignore_errors=True)
         if size == args.shard_size and args.shards:
             from bench.scale_shards import sharded_runs
 
-            args.shard_results = sharded_runs(sim, owner, sim.counts()["user"],
-                                              work / "shards", args.shards, args.timeout)
+            sharded_runs(sim, owner, sim.counts()["user"], work / "shards", args.shards,
+                         args.timeout, args.shard_results, publish)
         result.sim_rss = sim_rss.value
-    shutil.rmtree(work, ignore_errors=True)  # a large size's archives and state: gigabytes
-    return result
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def estimate(size: str, seed: int, measured: list[SizeResult]) -> Estimate:
@@ -248,23 +258,38 @@ def main(argv: list[str] | None = None) -> int:
     load_start = psutil.getloadavg()[0]
     work = args.work or Path(tempfile.mkdtemp(prefix="ghvault-scale-"))
     sizes: list[SizeResult] = []
+    est: Estimate | None = None
+    host = machine()
+    report = None
+
+    def publish(errors: list[str] = ()) -> None:
+        nonlocal report
+        report = ScaleReport(sim_config(args, "*"), started_at, time.perf_counter() - started,
+                             sizes, args.shard_results, args.shard_size, est, host,
+                             (load_start, psutil.getloadavg()[0]),
+                             failures(sizes, args.shard_results) + list(errors))
+        write_plot(report, args.plot)
+        args.results.write_text(render(report, args.plot.relative_to(args.results.parent)
+                                       if args.plot.parent == args.results.parent
+                                       else args.plot))
+
+    errors: list[str] = []
     try:
         for size in args.sizes:
-            sizes.append(measure_size(size, args, work / size))
-        est = estimate(args.estimate_size, args.seed, sizes) if args.estimate_size else None
+            try:
+                measure_size(size, args, work / size, sizes, publish)
+            except Exception as e:  # the other sizes still run; the report names it
+                errors.append(f"{size}: {type(e).__name__}: {e}")
+                say(errors[-1])
+        if args.estimate_size:
+            est = estimate(args.estimate_size, args.seed, sizes)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    found = failures(sizes, args.shard_results)
-    report = ScaleReport(sim_config(args, "*"), started_at, time.perf_counter() - started,
-                         sizes, args.shard_results, args.shard_size, est, machine(),
-                         (load_start, psutil.getloadavg()[0]), found)
-    write_plot(report, args.plot)
-    args.results.write_text(render(report, args.plot.relative_to(args.results.parent)
-                                   if args.plot.parent == args.results.parent else args.plot))
+    publish(errors)
     print(f"scale bench: {report.total_s / 60:.1f} min; results in {args.results}, "
           f"plot {args.plot}")
-    if found:
-        print("\nFAILED:\n" + "\n".join(f"- {f}" for f in found), file=sys.stderr)
+    if report.failures:
+        print("\nFAILED:\n" + "\n".join(f"- {f}" for f in report.failures), file=sys.stderr)
         return 1
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.coverage import KINDS, ghvault_counts, shortfalls
@@ -81,7 +82,9 @@ def archive_name(owner: str, k: int, n: int) -> str:
 
 
 def sharded_runs(sim: Sim, owner: str, expected: dict[str, int], work: Path,
-                 counts: list[int], timeout: float) -> list[ShardResult]:
+                 counts: list[int], timeout: float, results: list[ShardResult],
+                 publish: Callable[[], None]) -> None:
+    """Each shard count in turn, appended to `results`, `publish` after each."""
     from moto.server import ThreadedMotoServer
 
     from devtools.fargate import FargateEmulator
@@ -91,7 +94,6 @@ def sharded_runs(sim: Sim, owner: str, expected: dict[str, int], work: Path,
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{port}"
-    results = []
     try:
         start = _ecs(endpoint, sim)
         with FargateEmulator(endpoint, runtime="process", region=REGION,
@@ -103,9 +105,9 @@ def sharded_runs(sim: Sim, owner: str, expected: dict[str, int], work: Path,
                 say(f"{n} shard(s): slowest {max(r.walls):.1f} s "
                     f"({', '.join(f'{w:.1f}' for w in r.walls)}), {r.requests} requests"
                     + (f"; {'; '.join(r.problems)}" if r.problems else ""))
+                publish()
     finally:
         moto.stop()
-    return results
 
 
 def _run_shards(sim: Sim, fargate, start, owner: str, expected: dict[str, int], work: Path,
