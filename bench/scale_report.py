@@ -92,8 +92,8 @@ def render(r: ScaleReport, plot: Path) -> str:
         "## Month one, by size (`ghvault run --state DIR --git-state`)",
         "",
         "| size | repos | issues + PRs | comments | floor | requests | × floor | wall | "
-        "peak RSS, process tree | peak disk, workdir | largest repo | archive | "
-        "simulator RSS |",
+        "peak RSS, process tree (ghvault alone) | peak disk, workdir | largest repo | "
+        "archive | simulator RSS |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in r.sizes:
@@ -106,7 +106,8 @@ def render(r: ScaleReport, plot: Path) -> str:
         out.append(
             f"| {s.size} | {s.repos} | {s.items:,} | {s.comments:,} | {s.floor:,} | "
             f"{req:,} | {req / s.floor:.3f}× | {seconds(one.measured.wall_s)} | "
-            f"{human(one.measured.peak_rss)} | {human(_disk(s))} | "
+            f"{human(one.measured.peak_rss)} ({human(one.measured.peak_rss_main)}) | "
+            f"{human(_disk(s))} | "
             f"{human(s.largest_repo[1])} | {human(s.archive_bytes)} | "
             f"{human(s.sim_rss)} |")
     out += ["", "## Month two (`--state --git-state`, after a month of activity)", "",
