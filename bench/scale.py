@@ -240,7 +240,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=int, default=50)
     p.add_argument("--git-kbps", type=int, default=20_000,
                    help="git/LFS bandwidth cap per connection, kbit/s (0: none)")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds allowed per run")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds allowed per run")
     p.add_argument("--work", type=Path, default=None,
                    help="scratch directory (default: a temporary one, removed at the end)")
     p.add_argument("--results", type=Path, default=HERE / "SCALE.md")
