@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bench.coverage import KINDS
+from bench.coverage import ALL_KINDS, KINDS, PEER_KINDS
 from bench.dagparse import DagParse
 from bench.dagparse import command as dag_command
 from bench.scenarios import MainResult, Plan, SecondaryResult
@@ -63,11 +63,15 @@ def count(v: float) -> str:
 
 def coverage(expected: dict[str, int], runs: dict[str, list[ToolRun]]) -> str:
     rows = []
-    for kind in KINDS:
-        cells = [kind, str(expected[kind])]
+    for kind in ALL_KINDS:
+        cells = [kind, str(expected.get(kind, 0))]
         for t in TOOLS:
+            if t == PEER and kind not in PEER_KINDS:
+                cells.append("not kept")
+                continue
             got = sorted({r.counts.get(kind, 0) for r in runs[t]})
-            cells.append("/".join(map(str, got)) + (" ✓" if got == [expected[kind]] else " ✗"))
+            ok = got == [expected.get(kind, 0)]
+            cells.append("/".join(map(str, got)) + (" ✓" if ok else " ✗"))
         rows.append(cells)
     return table(["kind", "simulator's counts", GHVAULT, PEER], rows)
 

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.coverage import ghvault_counts, peer_counts, shortfalls
+from bench.coverage import ALL_KINDS, ghvault_counts, peer_counts, shortfalls
 from bench.monitor import Measured, run_measured
 from bench.sim import Sim
 
@@ -89,7 +89,7 @@ def run_ghvault(sim: Sim, owner: str, month: str, run_dir: Path, expected: dict[
     stats = sim.stats()
     counts = ghvault_counts(archive) if measured.returncode == 0 and archive.exists() else {}
     run = ToolRun(GHVAULT, label or month, measured, stats, counts, output=archive)
-    run.missing = shortfalls(expected, counts) if counts else ["no archive"]
+    run.missing = shortfalls(expected, counts, ALL_KINDS) if counts else ["no archive"]
     if measured.returncode == 0:
         summary = json.loads(measured.stdout.strip().splitlines()[-1])
         if summary.get("skipped"):

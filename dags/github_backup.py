@@ -132,7 +132,7 @@ ECS `cluster`, `task_definition`, `container_name`, `subnets`, `security_groups`
 `assign_public_ip`, `capacity_provider` (`FARGATE_SPOT`), `log_group`, `log_stream_prefix`;
 `credential_store` (`ssm` or `secretsmanager`) with `token_parameter` (the GitHub token) or
 `github_app_id`, `github_app_installation_id`, `github_app_private_key_secret` (a GitHub
-App), `github_api_url`, `github_git_url`, `state_url`,
+App), `github_api_url`, `github_git_url`, `state_url`, `git_state`,
 `sns_topic_arn`, `glacier_storage_class`, `transition_days`, `retention_days`, `engine_env`,
 `verify`, `catchup_months`, `pool`, `pool_slots` (the scheduler creates the pool when it
 starts; `python -m ghvault_airflow.plan pool` resizes it at once), `shards` and

@@ -10,7 +10,9 @@ import math
 def floor_requests(world, role: str) -> int:
     """The fewest requests a complete backup of the owner can make: every list at 100 per
     page (an empty list still costs its one request), GraphQL pages for reviews, one
-    download per release asset, and the single resources needed to find the owner."""
+    download per release asset, the single resources needed to find the owner, and the
+    GraphQL pages of discussions and projects (content_floor). Attachments are downloaded
+    from github.com and its storage hosts, not the API: no API request."""
     def pages(n: int) -> int:
         return max(1, math.ceil(n / 100))
 
@@ -38,4 +40,26 @@ def floor_requests(world, role: str) -> int:
         total += 0 if r.private else 1  # security advisories (public repositories)
         total += math.ceil(len(pulls) / 100)  # GraphQL: reviews of 100 pulls per query
         total += sum(len(rel.assets) for rel in r.releases)
+    return total + content_floor(world, login, repos)
+
+
+def content_floor(world, login: str, repos) -> int:
+    """GraphQL pages for discussions (100 per page where enabled, then 100 comments with
+    100 replies each per page, a longer reply thread paged on its own) and projects (one
+    page of 100 per owner, then 100 items per page of each project that has any)."""
+    c = world.content
+    if c is None:
+        return 0
+    total = pages(len(c.projects.get(login, [])))
+    total += sum(math.ceil(len(p.items) / 100) for p in c.projects.get(login, []))
+    for r in repos:
+        ds = c.discussions.get(r.full_name, [])
+        total += math.ceil(len(ds) / 100)
+        total += sum(math.ceil(len(d.comments) / 100) for d in ds)
+        total += sum(math.ceil(len(x.replies) / 100) - 1 for d in ds for x in d.comments
+                     if len(x.replies) > 100)
     return total
+
+
+def pages(n: int) -> int:
+    return max(1, math.ceil(n / 100))

@@ -66,6 +66,7 @@ KINDS: tuple[str, ...] = (
     "git", "wiki", "lfs", "issues", "comments", "events", "pulls", "reviews",
     "review_comments", "commit_comments", "labels", "milestones", "releases", "assets",
     "hooks", "advisories", "gists", "account",
+    "discussions", "projects", "attachments",
 )
 
 # -- where an archive lives ------------------------------------------------------------------

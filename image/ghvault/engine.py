@@ -29,8 +29,11 @@ from .archive import ArchiveWriter
 from .bundles import stream_bundle
 from .collect import KINDS, Job, Ledger, is_disk_full, workdir_full
 from .collect.account import collect_account
+from .collect.attachments import Attachments, ScanningArchive
+from .collect.discussions import collect_discussions
+from .collect.projects import collect_projects
 from .collect.repo_meta import collect_repo_metadata
-from .contract import SIDECAR_SUFFIX, Shard
+from .contract import SIDECAR_SUFFIX, Shard, part_suffix
 from .engine_gitstate import KeptGit
 from .errors import AuthError, ConfigError, NotFound
 from .git import Git, GitError, RepoNotFound, kill_children
@@ -140,6 +143,8 @@ class Backup(KeptGit):
     def repo_api(self, job: Job, repo: dict[str, Any]) -> None:
         try:
             collect_repo_metadata(job, repo)
+            if job.wants("discussions"):
+                collect_discussions(job, repo)
         except NotFound as e:  # deleted while we were reading it
             self.ledger.skip(f"repo {repo['full_name']}", f"disappeared during the run ({e})")
 
@@ -243,7 +248,8 @@ class Backup(KeptGit):
         auth = make_auth(opts.api_url, opts.owner)
         dest = open_destination(opts.dest)
         dest.check()
-        store = StateStore(opts.state, opts.owner) if opts.state else None
+        part = part_suffix(opts.shard)
+        store = StateStore(opts.state, opts.owner, part) if opts.state else None
         workdir: Path | None = None
         cache = client = None
         self.git: Git | None = None
@@ -251,7 +257,7 @@ class Backup(KeptGit):
             workdir = Path(tempfile.mkdtemp(prefix="ghvault-", dir=opts.workdir))
             cache = store.load(workdir) if store else None
             if store and opts.git_state:
-                self.gits = GitState(store.store, opts.owner)
+                self.gits = GitState(store.store, opts.owner, part)
                 self.gits.load()
             self.client = client = GitHubClient(opts.api_url, auth,
                                                 concurrency=opts.concurrency, cache=cache,
@@ -283,6 +289,8 @@ class Backup(KeptGit):
                 job = Job(StoppableClient(client, self.stop), archive, kinds,
                           self.ledger, profile["login"], workdir,
                           assets=store.assets() if store else None)
+                if job.wants("attachments"):  # every JSON document is scanned for them
+                    job.archive = ScanningArchive(archive, Attachments(job, git.auth_urls[0]))
                 self.ledger.counts["repos"] = len(repos)
                 self.collect(job, git, profile, repos, gists)
                 # Publication, in the order docs/architecture.md gives ("Write order and
@@ -334,6 +342,8 @@ class Backup(KeptGit):
         try:
             if job.wants("account"):
                 futures.append(api.submit(collect_account, job, profile))
+            if job.wants("projects"):
+                futures.append(api.submit(collect_projects, job, profile["login"]))
             for repo in repos:
                 futures.append(api.submit(self.repo_api, job, repo))
                 futures.append(gp.submit(self.repo_git, job, git, repo))
@@ -354,6 +364,8 @@ class Backup(KeptGit):
                     where = getattr(error, "filename", None) or job.workdir
                     raise workdir_full(where, str(error)) from None
                 raise error
+            if isinstance(job.archive, ScanningArchive):
+                job.archive.attachments.finish()
         except BaseException:
             with self.stop.held("the workers stop", then_stop=False):
                 self.halt(futures)

@@ -35,7 +35,7 @@ from .bundles import BundleParser, stream_bundle
 from .git import Git, GitAuthError, GitError, GitUnavailable, Mirror, RepoNotFound, _cause
 
 log = logging.getLogger("ghvault.gitstate")
-INDEX_NAME = "git-state.json.gz"
+INDEX_NAME = "git-state{part}.json.gz"  # part: contract.part_suffix of the run's shard
 FORMAT = 1
 CHUNK = 1 << 20
 
@@ -78,14 +78,16 @@ class GitState:
     """The git part of one owner's state; thread-safe. `load()` once, `backup()` per unit
     from the git pool, `save()` once the archive is published."""
 
-    def __init__(self, store: Any, owner: str):
+    def __init__(self, store: Any, owner: str, part: str = ""):
         self.store = store
         self.owner = owner
-        self.index_key = f"{owner}/{INDEX_NAME}"
+        # One index per part of a sharded owner (parts save theirs at once); the bundles
+        # are shared, keyed by unit, and a unit is in one part only.
+        self.index_key = f"{owner}/{INDEX_NAME.format(part=part)}"
         self.old: dict[str, dict[str, Any]] = {}
         self.new: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        self.counts = {"copied": 0, "fetched": 0, "cloned": 0}
+        self.counts = {"copied": 0, "fetched": 0, "cloned": 0, "empty": 0}
 
     def load(self) -> None:
         try:
@@ -125,6 +127,10 @@ class GitState:
         remote = remote if remote is not None else ls_remote(git, url)
         old = self.old.get(unit)
         how = "cloned"
+        if not remote.refs:  # an empty repository: nothing to clone or keep
+            with self.lock:
+                self.counts["empty"] += 1
+            return Outcome(None, empty=True, how="empty")
         outcome = None
         if remote.refs and old is not None and old["refs"] == remote.refs:
             if not (want_mirror and old.get("lfs")) and old.get("head") == remote.head:

@@ -83,6 +83,10 @@ ACCOUNT_FILES = _by_file(
           "watching"),
     _json("account", "account/members.json", "an organisation's members", "members"),
     _json("account", "account/teams.json", "an organisation's teams", "teams"),
+    Spec("account", "account/projects.jsonl", "projects (v2) with their fields and views, one "
+         "per line", "jsonl", "deflated", "projects", "line"),
+    Spec("account", "account/project_items.jsonl", "the items of every project (v2) with "
+         "their field values, one per line", "jsonl", "deflated", "project_items", "line"),
 )
 TEAM_FILES = _by_file(
     _json("team", "account/teams/<team>/members.json", "a team's members"),
@@ -113,6 +117,11 @@ REPO_FILES = _by_file(
           "(public repositories)", "advisories"),
     _json("repo_file", "repos/<repo>/releases.json", "releases, with their assets' "
           "metadata", "releases"),
+    _jsonl("repos/<repo>/discussions.jsonl", "discussions with their category, answer and "
+           "reactions", "discussions"),
+    _jsonl("repos/<repo>/discussion_comments.jsonl", "discussion comments and their replies "
+           "(a reply names its comment in `reply_to`)", "discussion_comments"),
+    _json("repo_file", "repos/<repo>/discussion_categories.json", "discussion categories"),
 )
 LFS_OBJECT = Spec("lfs_object", "repos/<repo>/lfs/<oid>", "an LFS object; its content hashes "
                   "to <oid>", "blob", "stored", "lfs_objects")
@@ -122,9 +131,14 @@ GIST_FILES = _by_file(
     _json("gist_meta", "gists/<gist>/gist.json", "the gist (REST)"),
     _bundle("gist_bundle", "gists/<gist>/git.bundle", "the gist's repository", "gists"),
 )
+ATTACHMENT_INDEX = _json("attachment_index", "attachments/index.json", "every file attached "
+                         "to a body: its URL, SHA-256, size, type and where it was found",
+                         "attachments")
+ATTACHMENT = Spec("attachment", "attachments/<sha256>", "an attached file, stored once by its "
+                  "content's SHA-256", "blob", "by content")
 SPECS: tuple[Spec, ...] = (MANIFEST, *ACCOUNT_FILES.values(), *TEAM_FILES.values(),
                            *REPO_FILES.values(), LFS_OBJECT, RELEASE_ASSET,
-                           *GIST_FILES.values())
+                           *GIST_FILES.values(), ATTACHMENT_INDEX, ATTACHMENT)
 COUNTS = frozenset(spec.count for spec in SPECS if spec.count)
 
 # GitHub's rules: ASCII letters, digits, '.', '-', '_', at most 100; '.git' is stripped and
@@ -310,6 +324,11 @@ def team_entry(team: str, file: str) -> str:
     return _check(f"account/teams/{segment(team)}/{file}")
 
 
+def attachment_entry(sha256: str) -> str:
+    """`attachments/<sha256>`, or `attachments/index.json` for "index"."""
+    return _check(f"attachments/{'index.json' if sha256 == 'index' else sha256}")
+
+
 def classify(name: str) -> Entry:
     """What the entry `name` is; LayoutError (saying why) for any name the layout does not
     allow."""
@@ -325,12 +344,18 @@ def classify(name: str) -> Entry:
         return _account(name, rest)
     if top == "repos" and len(rest) >= 2:
         return _repo(name, rest)
+    if top == "attachments" and len(rest) == 1:
+        if rest[0] == "index.json":
+            return Entry(name, ATTACHMENT_INDEX)
+        if not LFS_OID.fullmatch(rest[0]):  # the same form: a SHA-256 in hex
+            raise LayoutError(f"attachment {rest[0]!r} is not named by its SHA-256")
+        return Entry(name, ATTACHMENT, oid=rest[0])
     if top == "gists" and len(rest) == 2:
         if problem := gist_id_problem(rest[0]):
             raise LayoutError(problem)
         return _known(name, GIST_FILES, rest[1], "a gist", gist=rest[0])
     raise LayoutError("not a path of the layout (MANIFEST.json, account/..., "
-                      "repos/<repo>/..., gists/<gist>/...)")
+                      "repos/<repo>/..., gists/<gist>/..., attachments/...)")
 
 
 def _known(name: str, files: dict[str, Spec], file: str, what: str, **names: str) -> Entry:
@@ -480,15 +505,18 @@ def stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: Expected 
         elif digest.hexdigest() != expected.sha256:
             out.problems.append("SHA-256 does not match the manifest (corrupted)")
     if oid is not None and digest.hexdigest() != oid:
-        out.problems.append("the LFS object's content does not hash to its oid")
+        out.problems.append("the content does not hash to the SHA-256 in its name"
+                            if info.filename.startswith("attachments/") else
+                            "the LFS object's content does not hash to its oid")
     return out
 
 
 __all__ = [
-    "ACCOUNT_FILES", "COUNTS", "ENTRY_READ_ERRORS", "GIST_FILES", "LFS_OBJECT", "MANIFEST",
-    "MANIFEST_NAME", "MAX_SEGMENT_BYTES",
+    "ACCOUNT_FILES", "ATTACHMENT", "ATTACHMENT_INDEX", "COUNTS", "ENTRY_READ_ERRORS",
+    "GIST_FILES", "LFS_OBJECT", "MANIFEST", "MANIFEST_NAME", "MAX_SEGMENT_BYTES",
     "RELEASE_ASSET", "REPO_FILES", "SPECS", "TEAM_FILES", "Entry", "Expected", "LayoutError",
-    "Manifest", "ManifestError", "Spec", "Streamed", "account_entry", "check_entry_name",
+    "Manifest", "ManifestError", "Spec", "Streamed", "account_entry", "attachment_entry",
+    "check_entry_name",
     "classify", "fit_segment", "gist_entry", "gist_id_problem", "lfs_entry", "parse_manifest",
     "read_manifest", "release_asset_entries", "release_asset_entry", "repo_entry",
     "repo_name_problem", "segment", "shown", "stream_entry", "team_dirs", "team_entry",

@@ -80,6 +80,8 @@ class DeploymentSettings:
     github_git_url         the git origin when it is not derived from github_api_url (the
                            engine's --git-url; GHE.com: https://SUBDOMAIN.ghe.com)
     state_url              s3://bucket/prefix/ for HTTP validators kept between months
+    git_state              also keep each repository's last bundle there and fetch only what
+                           changed (the engine's --git-state; needs state_url)
     sns_topic_arn          SNS topic for run summaries and failures
     glacier_storage_class  GLACIER, DEEP_ARCHIVE or GLACIER_IR
     transition_days, retention_days
@@ -139,6 +141,7 @@ class DeploymentSettings:
     pool_slots: int = 2
     shards: int = 1
     owner_shards: dict[str, str] = field(default_factory=dict)
+    git_state: bool = False
 
     @property
     def backup_timeout(self) -> timedelta:
@@ -215,6 +218,8 @@ class DeploymentSettings:
         if self.state_url and not self.state_url.startswith("s3://"):
             _fail("state_url", f"is {self.state_url!r}: use s3://bucket/prefix/ (the Fargate "
                                "task has no persistent disk)")
+        if self.git_state and not self.state_url:
+            _fail("git_state", "needs state_url: the bundles are kept in the state")
         if self.sns_topic_arn and not self.sns_topic_arn.startswith("arn:"):
             _fail("sns_topic_arn", f"is {self.sns_topic_arn!r}: use the topic's ARN "
                                    "(arn:aws:sns:REGION:ACCOUNT:NAME)")

@@ -184,7 +184,8 @@ def validate(dag, **conf) -> dict:
 
 def test_params_accept_a_valid_trigger_form(dag) -> None:
     assert validate(dag) == {"owners": None, "include": None, "exclude": None, "repos": None,
-                             "exclude_repos": None, "verify": None, "runner": ""}
+                             "exclude_repos": None, "verify": None, "runner": "",
+                             "shards": None}
     assert validate(dag, owners=["octocat", "my-org"], include=["git", "issues"],
                     exclude=["lfs"], repos="^api-", exclude_repos="-archive$",
                     runner="ecs")["owners"] == ["octocat", "my-org"]
@@ -231,9 +232,9 @@ def test_plan_maps_owners_from_the_settings(dag) -> None:
     owners, pushed = plan(dag, SETTINGS)
     assert owners == [
         {"owner": "octocat", "key": "github/octocat/2026/10/octocat-2026-10.zip",
-         "previous_key": "github/octocat/2026/09/octocat-2026-09.zip"},
+         "previous_key": "github/octocat/2026/09/octocat-2026-09.zip", "shard": ""},
         {"owner": "octo-org", "key": "github/octo-org/2026/10/octo-org-2026-10.zip",
-         "previous_key": "github/octo-org/2026/09/octo-org-2026-09.zip"}]
+         "previous_key": "github/octo-org/2026/09/octo-org-2026-09.zip", "shard": ""}]
     # one XCom value, the run plan, instead of a dozen keys
     assert list(pushed) == ["plan"]
     run = pushed["plan"]

@@ -176,6 +176,9 @@ def test_engine_arguments_for_all_kinds_and_rendered_lists():
     args = engine_arguments(s, owner="o", month="2026-01", key="k", kinds="['git', 'wiki']",
                             repos="None", exclude_repos="[]")
     assert args[-2:] == ["--include", "git,wiki"]
+    kept = DeploymentSettings(bucket="b", state_url="s3://b/state/", git_state=True)
+    assert engine_arguments(kept, owner="o", month="2026-01", key="k")[-3:] == [
+        "--state", "s3://b/state/", "--git-state"]
 
 
 def test_mapping_over_github_owner_and_default_args_owner():

@@ -96,6 +96,7 @@ def test_load_settings_from_dict_json_repr_and_env():
     ({"bucket": "b", "engine_env": {"GITHUB_TOKEN": "x"}}, "'engine_env'"),
     ({"bucket": "b", "github_api_url": "api.github.com"}, "'github_api_url'"),
     ({"bucket": "b", "state_url": "/var/state"}, "'state_url'"),
+    ({"bucket": "b", "git_state": True}, "'git_state'"),
     ("{not json", "not valid JSON"),
     ("[1, 2]", "JSON object"),
 ])

@@ -89,3 +89,30 @@ def test_the_summary_counts_an_owner_only_when_every_part_succeeded():
     subject, message = run_message({"month": MONTH}, [outcome])
     assert subject == "ghvault: 0 of 1 owner succeeded for 2026-10"
     assert "missing part 2 of 3 (part 2/3 failed at backup.backup: Spot reclaimed)" in message
+
+
+def test_the_dag_plan_maps_each_part_from_the_settings_and_the_param():
+    from tests.airflow.test_dag import SETTINGS, dagbag, plan
+
+    dag = dagbag().dags["github_backup"]
+    units, pushed = plan(dag, {**SETTINGS, "owner_shards": {"octo-org": 2}})
+    assert [(u["owner"], u["shard"]) for u in units] == [
+        ("octocat", ""), ("octo-org", "1/2"), ("octo-org", "2/2")]
+    assert pushed["plan"]["shards"] == {"octo-org": 2}
+    units, _ = plan(dag, SETTINGS, shards=3)
+    assert [u["shard"] for u in units] == ["1/3", "2/3", "3/3"] * 2
+
+
+def test_part_keys_round_trip_and_odd_ones_are_not_archives():
+    from ghvault.contract import Shard, archive_key, check_shard, parse_archive_key
+
+    key = archive_key("github", "octo-org", MONTH, Shard(2, 4))
+    assert key == "github/octo-org/2026/10/octo-org-2026-10.part-2-of-4.zip"
+    assert parse_archive_key(key) == ("octo-org", MONTH)
+    assert parse_archive_part(key) == Shard(2, 4)
+    assert archive_key("github", "o", MONTH, Shard(1, 1)) == archive_key("github", "o", MONTH)
+    assert parse_archive_part(archive_key("github", "o", MONTH)) is None
+    for odd in ("o/2026/10/o-2026-10.part-5-of-4.zip", "o/2026/10/o-2026-10.part-1-of-1.zip",
+                "o/2026/10/o-2026-10.part-0-of-2.zip", "o/2026/10/o-2026-10.part-1-of-2.zip.x"):
+        assert parse_archive_key(odd) is None and parse_archive_part(odd) is None, odd
+    assert check_shard(" 3/8 ") == Shard(3, 8)

@@ -133,7 +133,7 @@ def digests(archive: Path) -> dict[str, str]:
     return {e["path"]: e["sha256"] for e in entries if not e["path"].endswith(".bundle")}
 
 
-def test_month_two_with_state_costs_23_of_91_and_writes_what_a_full_read_writes(
+def test_month_two_with_state_costs_30_of_112_and_writes_what_a_full_read_writes(
         moto_server, tmp_path):
     running, stop = start_sim()
     try:
@@ -151,13 +151,17 @@ def test_month_two_with_state_costs_23_of_91_and_writes_what_a_full_read_writes(
             return running.stats()
 
         first = month("2026-10", True)
-        assert first["requests_total"] == first["charged"] == 91
+        # 102 requests (the floor); 112 points: a page of discussions costs 2, with its
+        # comments 2 more, and the projects list 3 (GitHub's arithmetic, see the simulator)
+        assert (first["requests_total"], first["charged"]) == (102, 112)
         assert (state / login / "http-cache.jsonl.gz").exists()
         requests.post(f"{running.root}/_sim/mutate", verify=str(running.ca), timeout=60)
         second = month("2026-11", True)
         # 27 when every changed events list was read whole; the issue-events lists now
         # read only their new front page (see GitHubClient.paginate_newest_first)
-        assert second["charged"] == 23, second["by_endpoint"]
+        # 23 before discussions and projects; now 21 REST and 9 GraphQL points: the lists
+        # of discussions and projects again, none of their comments and items (unchanged)
+        assert second["charged"] == 30, second["by_endpoint"]
         events = second["by_endpoint"]["GET /repos/{owner}/{repo}/issues/events"]
         assert events.get("200", 0) == 2  # the active repository's front page, the new repo
         assert second["not_modified"] > second["charged"]

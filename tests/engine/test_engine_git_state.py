@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TOKEN, start_sim
-from tests.engine.helpers import GHVAULT
+from tests.engine.helpers import GHVAULT, run_ghvault
 from tests.engine.test_engine_restore import local_refs
 from tests.github_sim.faults import Faults
 
@@ -221,3 +221,44 @@ def test_a_failed_month_leaves_the_previous_state_usable(world, tmp_path):
     log, archive, _ = month(world, tmp_path, "2026-12")
     assert f"repo-{repo.id} fetched" in log and "not used" not in log, log[-2000:]
     check_archive(world, archive, tmp_path)
+
+
+def test_the_git_state_in_s3_serves_month_two(world, moto_server, tmp_path):
+    bucket = f"ghvault-gitstate-{os.getpid()}"
+    s3 = moto_server.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    state = f"s3://{bucket}/ghvault-state/"
+    for name in ("2026-10", "2026-11"):
+        world.reset()
+        proc = run_ghvault(world, moto_server, "--owner", LOGIN, "--month", name, "--dest",
+                           f"s3://{bucket}/github/{LOGIN}/{name}.zip", "--include",
+                           "git,wiki,gists", "--state", state, "--git-state")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert " 0 fetched, 0 cloned, 1 empty" in proc.stderr, proc.stderr[-2000:]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket,
+                                                 Prefix="ghvault-state/")["Contents"]]
+    assert f"ghvault-state/{LOGIN}/git-state.json.gz" in keys
+    assert any(k.startswith(f"ghvault-state/{LOGIN}/git/repo-") and k.endswith(".a.bundle")
+               for k in keys)
+    local = tmp_path / "month-two.zip"
+    s3.download_file(bucket, f"github/{LOGIN}/2026-11.zip", str(local))
+    s3.download_file(bucket, f"github/{LOGIN}/2026-11.zip.manifest.json",
+                     f"{local}.manifest.json")
+    check_archive(world, local, tmp_path)
+
+
+def test_parts_of_a_sharded_owner_keep_their_own_index_and_copy_next_month(world, tmp_path):
+    """Parts run at once: each saves its own index (and HTTP cache), so no part's state is
+    overwritten by another's, and each part's month two copies its unchanged units."""
+    for k in (1, 2):
+        month(world, tmp_path, "2026-10", "--shard", f"{k}/2")
+    kept = {}
+    for k in (1, 2):
+        path = tmp_path / "state" / LOGIN / f"git-state.part-{k}-of-2.json.gz"
+        kept[k] = set(json.loads(gzip.decompress(path.read_bytes()))["units"])
+        assert (tmp_path / "state" / LOGIN / f"http-cache.part-{k}-of-2.jsonl.gz").exists()
+    assert kept[1] and kept[2] and not kept[1] & kept[2]
+    assert not (tmp_path / "state" / LOGIN / "git-state.json.gz").exists()
+    log, archive, _ = month(world, tmp_path, "2026-11", "--shard", "2/2")
+    saved = next(line for line in log.splitlines() if "git state saved:" in line)
+    assert "0 cloned" in saved and "0 copied" not in saved, saved

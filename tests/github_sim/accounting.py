@@ -93,6 +93,9 @@ class Stats:
         self.git_bytes = 0
         self.lfs_requests = 0
         self.downloads = 0
+        # attachment hosts (attachments.py): web-origin asks, storage downloads, and
+        # storage requests that carried an Authorization header (a leaked token)
+        self.attachment_requests = self.attachment_downloads = self.attachment_token_sent = 0
         self.installation_tokens_issued = 0  # POST /app/installations/{id}/access_tokens
         self.expired_tokens_refused = 0  # requests (API, git, LFS) with an expired one
         self.started = time.time()
@@ -144,6 +147,9 @@ class Stats:
                 "git_bytes": self.git_bytes,
                 "lfs_requests": self.lfs_requests,
                 "downloads": self.downloads,
+                "attachment_requests": self.attachment_requests,
+                "attachment_downloads": self.attachment_downloads,
+                "attachment_token_sent": self.attachment_token_sent,
                 "installation_tokens_issued": self.installation_tokens_issued,
                 "expired_tokens_refused": self.expired_tokens_refused,
                 "seconds": round(time.time() - self.started, 3),

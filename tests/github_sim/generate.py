@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import gitrepos
+from .generate_content import add_content
 from .gitrepos import History, Person
 from .model import (
     Account,
@@ -38,7 +39,7 @@ from .model import (
     World,
 )
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 51  # 5 is taken by another branch's cache (merge: bump past both)
 USER_LOGIN = "hubber"
 ORG_LOGIN = "hubworks"
 UPSTREAM_LOGIN = "upstream-dev"
@@ -530,6 +531,7 @@ class Builder:
             repo.updated_at = max(stamps)
         self.gists()
         self.social()
+        add_content(self.world)
         latest = max(stamp for _, stamp in self.world.timestamps())
         if latest > iso(END_EPOCH):
             raise AssertionError(f"{self.size} seed {self.world.seed}: generated time runs to "

@@ -133,6 +133,7 @@ class Ctx:
     cost: int = 1
     node_count: int = 0
     rate: dict = field(default_factory=dict)
+    scopes: frozenset[str] | None = None  # a PAT's OAuth scopes; None: not limited by scope
 
     def visible(self, repo: Repo | None) -> bool:
         return repo is not None and (not repo.private or self.can_see(repo))
@@ -854,8 +855,8 @@ class GraphQLEndpoint:
         self.schema = load_schema(schema_path)
 
     def execute(self, body: bytes, viewer: str | None, can_see_private: Callable[[Repo], bool],
-                rate_info: RateInfo | None = None, *, html_root: str = "https://github.com"
-                ) -> tuple[int, dict, int]:
+                rate_info: RateInfo | None = None, *, html_root: str = "https://github.com",
+                scopes: frozenset[str] | None = None) -> tuple[int, dict, int]:
         """(HTTP status, JSON answer, cost in points) for one POST /graphql body.
 
         `rate_info(cost)` is called once, when the cost is known and before anything runs.
@@ -907,7 +908,8 @@ class GraphQLEndpoint:
                                      f"exceeded for user ID {acct.id if acct else 0}."}]}, cost
         frags = {d.name.value: d for d in doc.definitions
                  if isinstance(d, ast.FragmentDefinitionNode)}
-        ctx = Ctx(world, viewer, can_see_private, html_root.rstrip("/"), frags, cost, nodes, rate)
+        ctx = Ctx(world, viewer, can_see_private, html_root.rstrip("/"), frags, cost, nodes, rate,
+                  scopes)
         result = graphql.execute(self.schema, doc, context_value=ctx, variable_values=variables,
                                  operation_name=req.get("operationName"),
                                  field_resolver=resolve, type_resolver=type_of)
@@ -921,3 +923,6 @@ class GraphQLEndpoint:
         doc = graphql.parse(query)
         return analyse(self.schema, doc, graphql.utilities.get_operation_ast(doc),
                        variables or {})[:2]
+
+
+from . import graphql_content  # noqa: E402, F401  (registers its resolvers)

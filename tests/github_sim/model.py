@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -267,6 +268,7 @@ class World:
     repos: dict[str, Repo]  # by full name
     gists: dict[str, Gist]  # by id
     next_id: int = 900_000_000
+    content: Any = None  # model_content.Content: discussions, projects, attachments
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -358,4 +360,6 @@ class World:
                 "following": len(acct.following),
                 "starred": len(acct.starred),
             }
+            if self.content is not None:
+                out[role].update(self.content.counts(login, [r.full_name for r in repos]))
         return out

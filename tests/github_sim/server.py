@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from . import generate, gitserve, rest, rest_app  # noqa: F401  (they register the routes)
+from . import attachments, generate, gitserve, rest, rest_app  # noqa: F401  (routes)
 from .accounting import RateLimits, Stats
 from .app import NOT_ACCESSIBLE, App, Identity, check_credential_kind, identify
 from .faults import Faults
@@ -53,6 +53,7 @@ class Simulator:
         self.size, self.seed = size, seed
         self.tokens = tokens or ["ghp_" + hashlib.sha256(f"sim{seed}".encode()).hexdigest()[:36]]
         self.rate = RateLimits(limit=rate_limit, window=rate_window)
+        self.scopes: dict[str, frozenset[str]] = {}  # token -> its scopes, when not SCOPES
         self.faults = faults or Faults()
         self.stats = Stats()
         self.git_kbps = git_kbps
@@ -73,6 +74,15 @@ class Simulator:
         self.git_root: str | None = None
 
     # who is asking --------------------------------------------------------------------
+
+    # A PAT's OAuth scopes: every token has these unless `scopes` (tests) says otherwise.
+    SCOPES = frozenset({"gist", "read:org", "read:project", "read:user", "repo"})
+
+    def scopes_of(self, token: str | None, who: Identity) -> frozenset[str] | None:
+        """The OAuth scopes of a PAT; None for an app's tokens (permissions instead)."""
+        if who.grant is not None or who.app_jwt:
+            return None
+        return self.scopes.get(token or "", self.SCOPES)
 
     @property
     def owner_login(self) -> str:
@@ -173,6 +183,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def send(self, status: int, payload: bytes, headers: dict[str, str],
              content_type: str = "application/json; charset=utf-8") -> int:
+        if content_type.startswith("application/json"):  # bodies name attachment hosts
+            payload = attachments.rewrite(payload, self.sim.git_root or self.base_root(),
+                                          self.base_root(),
+                                          lambda text: attachments.image_jwt(self.sim, text))
         self.send_response(status)
         if status != 304:
             self.send_header("Content-Type", content_type)
@@ -221,6 +235,11 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path
         role = getattr(self.server, "role", "both")  # "api", "git" (split) or "both"
+        if role != "api" and attachments.WEB_PATH.match(path):
+            return attachments.serve_web(self, self.sim, path)
+        if (role != "git" and attachments.IMAGE_PATH.match(path)) or path.startswith(
+                "/_sim/objects/"):
+            return attachments.serve_storage(self, self.sim, path)
         if path.startswith("/_sim/") and (role != "git" or path.startswith("/_sim/lfs/")):
             return self.sim_control(path, dict(parse_qsl(parts.query)))
         m = GIST_PATH.match(path) if role != "api" else None
@@ -394,7 +413,8 @@ class Handler(BaseHTTPRequestHandler):
             sim.stats.add("charged")
         headers.update(self.rate_headers(pool, "core"))
         if viewer and who.grant is None:
-            headers["X-OAuth-Scopes"] = "gist, read:org, read:user, repo"
+            headers["X-OAuth-Scopes"] = ", ".join(sorted(sim.scopes_of(
+                token_from(self.headers)[0], who) or ()))
             headers["X-Accepted-OAuth-Scopes"] = "repo"
         headers.update(extra)
         ctype = reply.content_type if reply is not None else "application/json; charset=utf-8"
@@ -448,8 +468,10 @@ class Handler(BaseHTTPRequestHandler):
             return {"limit": p.limit, "remaining": p.remaining, "used": p.used,
                     "reset": p.reset, "exceeded": not ok}
 
+        token = token_from(self.headers)[0]
         status, answer, cost = sim.graphql.execute(body, viewer, ctx.can_see, rate_info,
-                                                   html_root=sim.git_root or self.base_root())
+                                                   html_root=sim.git_root or self.base_root(),
+                                                   scopes=sim.scopes_of(token, who))
         if not charged["called"] and cost:  # refused before execution: still costs a point
             ok, _ = sim.rate.try_charge(key, "graphql", False, cost)
             charged["ok"] = ok

@@ -123,7 +123,7 @@ def _repo_body(w: World, u: Urls, r: Repo) -> JSON:
         "has_downloads": True,
         "has_wiki": r.has_wiki,
         "has_pages": False,
-        "has_discussions": False,
+        "has_discussions": bool(w.content and w.content.discussions.get(r.full_name)),
         "forks_count": r.forks_count,
         "mirror_url": None,
         "archived": r.archived,

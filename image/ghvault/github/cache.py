@@ -45,7 +45,7 @@ from ..storage.failures import state_error
 
 log = logging.getLogger("ghvault.state")
 FORMAT = 2
-STATE_NAME = "http-cache.jsonl.gz"
+STATE_NAME = "http-cache{part}.jsonl.gz"  # part: contract.part_suffix of the run's shard
 OLD_STATE_NAME = "http-cache.json.gz"  # format 1
 BATCH = 200  # entries per SQLite transaction while loading
 COPY_CHUNK = 1 << 20
@@ -198,11 +198,13 @@ class StateStore:
     prefix, through the storage layer (reading it fails as a configuration error, saving
     it as a destination error)."""
 
-    def __init__(self, url: str, owner: str):
+    def __init__(self, url: str, owner: str, part: str = ""):
         self.url = url
         self.owner = owner
         self.store = open_store(parse_location(url, "--state", kind="prefix"), Purpose.STATE)
-        self.key = f"{owner}/{STATE_NAME}"
+        # Each part of a sharded owner keeps its own cache: parts run at once and would
+        # otherwise overwrite each other's (release asset copies are shared: keyed by id).
+        self.key = f"{owner}/{STATE_NAME.format(part=part)}"
         self.old_key = f"{owner}/{OLD_STATE_NAME}"
 
     def load(self, workdir: str | os.PathLike[str]) -> HttpCache:

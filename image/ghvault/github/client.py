@@ -318,6 +318,9 @@ class GitHubClient(Downloads):
                                                        self.requester.graphql_url):
                     renewed = True
                     continue
+                if scopes := insufficient_scopes(e.data):
+                    raise OptionalDenied(f"{credential_name(self.auth)} lacks a scope this "
+                                         f"needs ({scopes})") from None
                 raise self._error(e.status, e.data, self.requester.graphql_url,
                                   e.headers) from None
             except CUT_BODY as e:
@@ -345,3 +348,11 @@ class GitHubClient(Downloads):
         self.http.close()
 
 
+def insufficient_scopes(data: Any) -> str | None:
+    """GitHub's INSUFFICIENT_SCOPES error of a GraphQL answer (its message names the scope
+    the token lacks, e.g. read:project), else None."""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    for err in errors if isinstance(errors, list) else ():
+        if isinstance(err, dict) and err.get("type") == "INSUFFICIENT_SCOPES":
+            return str(err.get("message") or "INSUFFICIENT_SCOPES")[:400]
+    return None

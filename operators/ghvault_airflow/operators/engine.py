@@ -172,6 +172,8 @@ def engine_arguments(settings: DeploymentSettings, *, owner: str, month: str, ke
         args += ["--git-url", settings.github_git_url]
     if settings.state_url:
         args += ["--state", settings.state_url]
+    if settings.git_state:
+        args += ["--git-state"]
     if kind_list := _as_list(kinds):
         args += ["--include", ",".join(kind_list)]
     if pattern := _as_pattern(repos):
