@@ -141,7 +141,7 @@ def _run_shards(sim: Sim, fargate, start, owner: str, expected: dict[str, int], 
     for archive in archives:
         if archive.exists():
             for kind, v in ghvault_counts(archive).items():
-                total[kind] += v
+                total[kind] = total.get(kind, 0) + v
         elif not problems:
             problems.append(f"no archive {archive.name}")
     if not problems:
