@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.deps-installed
 SIM_SIZE ?= small
 SIM_PORT ?= 8765
 
-.PHONY: help deps system-deps test lint run sim bench constraints clean image
+.PHONY: help deps system-deps test lint run sim bench bench-scale constraints clean image
 
 help:
 	@echo "make test   install what is missing, then run the test suite"
@@ -19,6 +19,7 @@ help:
 	@echo "make image  build the engine image ghvault:dev (docker, or podman installed if need be)"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks against python-github-backup (slow; not part of make test)"
+	@echo "make bench-scale  the cost curve by account size, tiny to large (slow)"
 
 # Debian packages the tests need: git (with http-backend) and git-lfs; PostgreSQL (the
 # real-scheduler tests run Airflow's metadata DB on a private cluster, as production does);
@@ -64,6 +65,10 @@ run: deps
 
 bench: deps
 	$(PY) -m bench
+
+# The cost curve by account size (issue 17): bench/SCALE.md and bench/scale.png.
+bench-scale: deps
+	$(PY) -m bench --scale
 
 # Re-resolve the pinned set after a requirements change (needs the package index).
 constraints:
