@@ -42,3 +42,21 @@ def test_bound_malloc_takes_on_glibc():
     glibc = "GLIBC" in (libc.stdout + libc.stderr).upper() or "GNU" in libc.stdout
     assert out == ("True" if glibc else "False")
     assert isinstance(bound_malloc(), bool)  # harmless when called again, threads or not
+
+
+def test_issue_texts_keep_every_issue_on_disk_until_closed(tmp_path):
+    from ghvault.collect.spill import BATCH, IssueTexts
+
+    issues = IssueTexts(tmp_path)
+    n = BATCH * 2 + 7  # across several transactions, the last one still open
+    for number in range(1, n + 1):
+        issues[number] = f'{{"number":{number}}}'
+    issues[3] = '{"number":3,"title":"edited"}'  # read again: the later copy wins
+    assert issues.get(1) == '{"number":1}'
+    assert issues.get(n) == f'{{"number":{n}}}'
+    assert issues.get(3) == '{"number":3,"title":"edited"}'
+    assert issues.get(n + 1) is None
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].stat().st_size > 0
+    issues.close()
+    assert list(tmp_path.iterdir()) == []
