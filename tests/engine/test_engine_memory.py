@@ -1,10 +1,14 @@
-"""Memory bounds: every git child gets its caches capped (gitlimits.py), and a
-repository's issues wait on disk, not in memory, for its events (collect/spill.py)."""
+"""Memory bounds: every git child gets the caches capped (gitlimits.py), and the engine's
+own heap returns large freed blocks (memory.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from ghvault.git import Git
 from ghvault.gitlimits import GIT_MEMORY_CONFIG
+from ghvault.memory import bound_malloc
 
 
 def test_every_git_child_gets_the_memory_bounds(tmp_path):
@@ -27,6 +31,17 @@ def test_the_memory_bounds_are_valid_git_settings(tmp_path):
             assert result.code == 0, (key, result.stderr)
     finally:
         git.close()
+
+
+def test_bound_malloc_takes_on_glibc():
+    # In a fresh interpreter, as the CLI does before any thread starts.
+    code = "from ghvault.memory import bound_malloc; print(bound_malloc())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    libc = subprocess.run(["ldd", "--version"], capture_output=True, text=True)
+    glibc = "GLIBC" in (libc.stdout + libc.stderr).upper() or "GNU" in libc.stdout
+    assert out == ("True" if glibc else "False")
+    assert isinstance(bound_malloc(), bool)  # harmless when called again, threads or not
 
 
 def test_issue_texts_keep_every_issue_on_disk_until_closed(tmp_path):
