@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.deps-installed
 SIM_SIZE ?= small
 SIM_PORT ?= 8765
 
-.PHONY: help deps system-deps test lint run sim bench constraints clean image compose-test
+.PHONY: help deps system-deps test lint run sim bench bench-scale constraints clean image compose-test
 
 help:
 	@echo "make test   install what is missing, then run the test suite"
@@ -20,6 +20,7 @@ help:
 	@echo "make compose-test  docker-compose.yaml up for real, one DAG run, down (slow; not in make test)"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks against python-github-backup (slow; not part of make test)"
+	@echo "make bench-scale  the cost curve by account size, tiny to large (slow)"
 
 # Debian packages the tests need: git (with http-backend) and git-lfs; PostgreSQL (the
 # real-scheduler tests run Airflow's metadata DB on a private cluster, as production does);
@@ -71,6 +72,10 @@ run: deps
 
 bench: deps
 	$(PY) -m bench
+
+# The cost curve by account size (issue 17): bench/SCALE.md and bench/scale.png.
+bench-scale: deps
+	$(PY) -m bench --scale
 
 # Re-resolve the pinned set after a requirements change (needs the package index).
 constraints:

@@ -1,4 +1,5 @@
 """`python -m bench`: run every measurement of issue 6 and write bench/RESULTS.md.
+(`python -m bench --scale`: the cost curve of issue 17, bench/scale.py.)
 
 Exits non-zero when either tool's backup is incomplete in the main scenario, when ghvault
 does not finish under the secondary rate limit, or when the DAG file does not parse: a fast
@@ -71,6 +72,10 @@ def failures(main: MainResult, secondary: SecondaryResult | None,
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--scale" in (sys.argv[1:] if argv is None else argv):  # issue 17: bench/scale.py
+        from bench.scale import main as scale_main
+
+        return scale_main(argv)
     args = parse_args(argv)
     started_at = datetime.now(UTC)
     started = time.perf_counter()

@@ -47,12 +47,12 @@ class ToolRun:
 
 
 def ghvault_argv(sim: Sim, owner: str, month: str, archive: Path, workdir: Path,
-                 state: Path | None) -> list[str]:
+                 state: Path | None, extra: tuple[str, ...] = ()) -> list[str]:
     argv = [str(BIN / "ghvault"), "run", "--owner", owner, "--month", month,
             "--api-url", sim.api, "--dest", archive.as_uri(), "--workdir", str(workdir)]
     if state is not None:
         argv += ["--state", str(state)]
-    return argv
+    return argv + list(extra)
 
 
 def peer_argv(sim: Sim, owner: str, out: Path, org: bool, incremental: bool) -> list[str]:
@@ -75,13 +75,14 @@ def display(argv: list[str], sim: Sim, work: Path) -> str:
 
 
 def run_ghvault(sim: Sim, owner: str, month: str, run_dir: Path, expected: dict[str, int],
-                state: Path | None, timeout: float, label: str = "") -> tuple[ToolRun, list[str]]:
+                state: Path | None, timeout: float, label: str = "",
+                extra: tuple[str, ...] = ()) -> tuple[ToolRun, list[str]]:
     archive = run_dir / f"{owner}-{month}.zip"
     workdir = run_dir / "workdir"
     workdir.mkdir(parents=True, exist_ok=True)
     home = run_dir / "home"
     home.mkdir(exist_ok=True)
-    argv = ghvault_argv(sim, owner, month, archive, workdir, state)
+    argv = ghvault_argv(sim, owner, month, archive, workdir, state, extra)
     env = {**sim.client_env(home), "GITHUB_TOKEN": sim.token}
     sim.reset()
     measured = run_measured(argv, env, {"workdir": workdir}, run_dir / "logs", timeout)

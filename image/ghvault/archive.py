@@ -30,7 +30,7 @@ from typing import IO, Any, Literal, Protocol
 from .layout import MANIFEST_NAME, check_entry_name
 
 CHUNK = 1 << 20  # read and write files 1 MiB at a time
-JSONL_SPOOL = 4 << 20  # a JSONL entry stays in memory up to this size, then spills to disk
+JSONL_SPOOL = 1 << 20  # a JSONL entry stays in memory up to this size, then spills to disk
 SAMPLE = 256 << 10  # how much of an unknown binary is test-compressed to pick a method
 
 Kind = Literal["stored", "deflated"]
@@ -200,7 +200,7 @@ class ArchiveWriter:
     def jsonl(self, name: str) -> Iterator[JsonlWriter]:
         """`with archive.jsonl(name) as out: out.write(obj)`: one JSON document per line.
 
-        Lines go to a spooled temporary file (memory up to 4 MiB, then disk) and become
+        Lines go to a spooled temporary file (memory up to 1 MiB, then disk) and become
         one deflated entry when the block ends; the lock is held only for that copy. If
         the block raises, nothing is added and the name is free again.
         """

@@ -32,6 +32,7 @@ from .contract import (
 )
 from .errors import EXIT_CODES, ConfigError, GhvaultError
 from .github.urls import check_api_url, check_git_url
+from .memory import bound_malloc
 from .scrub import SCRUBBER
 
 log = logging.getLogger("ghvault")
@@ -335,6 +336,7 @@ def check_state(state: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    bound_malloc()  # before any thread: the heap stays flat over a long run (memory.py)
     SCRUBBER.add(os.environ.get("GITHUB_TOKEN", ""))
     if os.environ.get("GITHUB_APP_PRIVATE_KEY", "").lstrip().startswith("-----BEGIN"):
         SCRUBBER.add(os.environ["GITHUB_APP_PRIVATE_KEY"])  # a path: its text once read

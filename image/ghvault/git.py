@@ -42,6 +42,7 @@ from .gitfail import (
     classify_failure,
 )
 from .github.urls import origin
+from .gitlimits import GIT_MEMORY_CONFIG
 from .gitproc import _CHILDREN, _CHILDREN_LOCK, kill_children
 from .layout import LFS_OID
 from .scrub import SCRUBBER
@@ -168,6 +169,7 @@ class Git:
             ("protocol.http.allow", "always"),
             ("http.followRedirects", "false"),  # the header would follow a redirect
             ("http.lowSpeedLimit", "1"), ("http.lowSpeedTime", "300"),
+            *GIT_MEMORY_CONFIG,
         ]
         if self.token:
             config += [(f"http.{url}/.extraheader", self._header) for url in self.auth_urls]

@@ -16,6 +16,7 @@ from ..errors import NotFound, OptionalDenied
 from ..layout import release_asset_entries, repo_entry
 from . import Job, scratch_file
 from .reviews import collect_reviews
+from .spill import IssueTexts
 
 log = logging.getLogger("ghvault.collect")
 
@@ -40,7 +41,7 @@ DOCUMENTS = [
 
 def stream_to_jsonl(job: Job, name: str, path: str, params: dict[str, Any],
                     etags: list[str] | None = None,
-                    keep: dict[int, str] | None = None) -> list[dict]:
+                    keep: IssueTexts | None = None) -> list[dict]:
     """Write every item of a list to a JSONL entry; returns the items' small keys for
     the caller's bookkeeping (numbers and flags only, not whole bodies). With `keep`,
     the items themselves are kept there by number as well, as compact JSON."""
@@ -55,7 +56,7 @@ def stream_to_jsonl(job: Job, name: str, path: str, params: dict[str, Any],
     return keys
 
 
-def events_to_jsonl(job: Job, name: str, path: str, issues: dict[int, str] | None) -> int:
+def events_to_jsonl(job: Job, name: str, path: str, issues: IssueTexts | None) -> int:
     """A repository's issue events (newest first; an event never changes once made).
 
     With --state and this run's issue list (compact JSON by number), only the events new
@@ -83,13 +84,21 @@ def events_to_jsonl(job: Job, name: str, path: str, issues: dict[int, str] | Non
 
 
 def collect_repo_metadata(job: Job, repo: dict[str, Any]) -> None:
+    job.archive.add_json(repo_entry(repo["name"], "repo.json"), repo)
+    # This run's issues by number, for refreshing last month's events (with --state).
+    issues = IssueTexts(job.workdir) if job.client.cache is not None else None
+    try:
+        _collect_lists(job, repo, issues)
+    finally:
+        if issues is not None:
+            issues.close()
+
+
+def _collect_lists(job: Job, repo: dict[str, Any], issues: IssueTexts | None) -> None:
     full, name = repo["full_name"], repo["name"]
     base = f"/repos/{full}"
-    job.archive.add_json(repo_entry(name, "repo.json"), repo)
     pulls: list[dict] = []
     pulls_etags: list[str] = []
-    # This run's issues by number, for refreshing last month's events (with --state).
-    issues: dict[int, str] | None = {} if job.client.cache is not None else None
     issues_read = False  # the whole issue list was read (and `issues` holds it)
     for kind, filename, path, params in STREAMS:
         if not job.wants(kind):

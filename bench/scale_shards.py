@@ -1,0 +1,153 @@
+"""One owner backed up in N shards, each shard a Fargate task (issue 17, the cost curve).
+
+The tasks go through the Fargate harness (devtools/fargate.py) over moto's ECS, in this
+process, with the process runtime: `run_task` once per shard, as the DAG maps them, and the
+harness runs every task it sees at once, as Fargate would: the shards really run in
+parallel (on this machine's cores, against one simulator). N = 1 is the unsharded command.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.coverage import KINDS, ghvault_counts, shortfalls
+from bench.scale import ShardResult
+from bench.scenarios import MONTH_ONE, say
+from bench.sim import Sim
+
+CLUSTER = "scale-bench"
+FAMILY = "ghvault-scale"
+LOG_GROUP = "/ghvault/scale-bench"
+TOKEN_PARAMETER = "/ghvault/scale-bench-token"
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ecs(endpoint: str, sim: Sim):
+    """A cluster, a log group, the token in SSM and the task definition; run_task for one
+    shard's command."""
+    import boto3
+
+    def client(service: str):
+        return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    ecs, ec2 = client("ecs"), client("ec2")
+    ecs.create_cluster(clusterName=CLUSTER)
+    client("logs").create_log_group(logGroupName=LOG_GROUP)
+    client("ssm").put_parameter(Name=TOKEN_PARAMETER, Value=sim.token, Type="SecureString",
+                                Overwrite=True)
+    trust = [{"name": k, "value": sim.ca}
+             for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO")]
+    ecs.register_task_definition(
+        family=FAMILY, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="1024",
+        memory="2048", containerDefinitions=[{
+            "name": "ghvault", "image": "ghvault:latest", "essential": True, "memory": 2048,
+            "environment": trust + [{"name": "GIT_TERMINAL_PROMPT", "value": "0"}],
+            "secrets": [{"name": "GITHUB_TOKEN", "valueFrom": TOKEN_PARAMETER}],
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": LOG_GROUP, "awslogs-region": REGION,
+                "awslogs-stream-prefix": "ghvault"}}}])
+    subnet = ec2.describe_subnets()["Subnets"][0]
+    group = ec2.create_security_group(GroupName="ghvault-scale", Description="scale bench",
+                                      VpcId=subnet["VpcId"])["GroupId"]
+    network = {"awsvpcConfiguration": {"subnets": [subnet["SubnetId"]],
+                                       "securityGroups": [group]}}
+
+    def start(command: list[str]) -> str:
+        return ecs.run_task(cluster=CLUSTER, taskDefinition=FAMILY, launchType="FARGATE",
+                            networkConfiguration=network, overrides={"containerOverrides": [
+                                {"name": "ghvault", "command": command}]})["tasks"][0]["taskArn"]
+    return start
+
+
+def shard_command(sim: Sim, owner: str, archive: Path, workdir: Path, k: int, n: int
+                  ) -> list[str]:
+    command = ["run", "--owner", owner, "--month", MONTH_ONE, "--api-url", sim.api,
+               "--dest", archive.as_uri(), "--workdir", str(workdir)]
+    return command + (["--shard", f"{k}/{n}"] if n > 1 else [])
+
+
+def archive_name(owner: str, k: int, n: int) -> str:
+    return f"{owner}-{MONTH_ONE}.zip" if n == 1 else f"{owner}-{MONTH_ONE}.part-{k}-of-{n}.zip"
+
+
+def sharded_runs(sim: Sim, owner: str, expected: dict[str, int], work: Path,
+                 counts: list[int], timeout: float, results: list[ShardResult],
+                 publish: Callable[[], None]) -> None:
+    """Each shard count in turn, appended to `results`, `publish` after each."""
+    from moto.server import ThreadedMotoServer
+
+    from devtools.fargate import FargateEmulator
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log: noise here
+    port = _free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        start = _ecs(endpoint, sim)
+        with FargateEmulator(endpoint, runtime="process", region=REGION,
+                             timeout=timeout) as fargate:
+            for n in counts:
+                results.append(_run_shards(sim, fargate, start, owner, expected,
+                                           work / f"{n}-shards", n, timeout))
+                r = results[-1]
+                say(f"{n} shard(s): slowest {max(r.walls):.1f} s "
+                    f"({', '.join(f'{w:.1f}' for w in r.walls)}), {r.requests} requests"
+                    + (f"; {'; '.join(r.problems)}" if r.problems else ""))
+                publish()
+    finally:
+        moto.stop()
+
+
+def _run_shards(sim: Sim, fargate, start, owner: str, expected: dict[str, int], work: Path,
+                n: int, timeout: float) -> ShardResult:
+    archives = [work / archive_name(owner, k, n) for k in range(1, n + 1)]
+    sim.reset()
+    seen = len(fargate.runs)
+    began = time.perf_counter()
+    arns = []
+    for k, archive in enumerate(archives, 1):
+        workdir = work / f"workdir-{k}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        arns.append(start(shard_command(sim, owner, archive, workdir, k, n)))
+    walls: dict[str, float] = {}
+    deadline = began + timeout + 60
+    while len(walls) < n and time.perf_counter() < deadline:
+        for run in fargate.runs[seen:]:
+            if run.task_arn not in walls and run.finished.is_set():
+                walls[run.task_arn] = time.perf_counter() - began
+        time.sleep(0.1)
+    stats = sim.stats()
+    runs = {r.task_arn: r for r in fargate.runs[seen:]}
+    codes = [runs[a].exit_code if a in runs else None for a in arns]
+    problems = [f"shard {k}/{n} exited {code}: "
+                + next((ln for ln in reversed(runs[a].output) if ln.strip()), "")[:200]
+                for k, (a, code) in enumerate(zip(arns, codes, strict=True), 1)
+                if code != 0 and a in runs]
+    problems += [f"shard {k}/{n} did not finish" for k, a in enumerate(arns, 1)
+                 if a not in walls]
+    total = dict.fromkeys(KINDS, 0)
+    for archive in archives:
+        if archive.exists():
+            for kind, v in ghvault_counts(archive).items():
+                total[kind] = total.get(kind, 0) + v
+        elif not problems:
+            problems.append(f"no archive {archive.name}")
+    if not problems:
+        problems += shortfalls(expected, total)
+    size = sum(a.stat().st_size for a in archives if a.exists())
+    for a in archives:
+        a.unlink(missing_ok=True)
+    return ShardResult(n, [walls.get(a, float("nan")) for a in arns], codes,
+                       stats["requests_total"], size, problems)
