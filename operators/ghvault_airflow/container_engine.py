@@ -69,7 +69,9 @@ def stream_lines(container, on_line: Callable[[str], None], *, stdout: bool = Tr
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 on_line(line.decode(errors="replace"))
-    except docker.errors.NotFound:  # removed (stopped by on_kill) before or while following
-        pass
+    except docker.errors.APIError as e:  # removed (stopped by on_kill) before or while
+        # following: Docker answers 404; podman 500 "no such container"
+        if not isinstance(e, docker.errors.NotFound) and "no such container" not in str(e):
+            raise
     if buffer:
         on_line(buffer.decode(errors="replace"))

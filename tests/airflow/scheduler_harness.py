@@ -162,7 +162,7 @@ class SchedulerStack:
     def _get_ok(self, path: str) -> bool:
         try:
             return self.http.get(self.url + path, timeout=10).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy parsing
             return False
 
     def set_settings(self, **overrides) -> dict:

@@ -214,8 +214,8 @@ def test_a_bad_repos_regex_exits_2(clean_gh, moto_server, bucket, flag):
 def test_an_unknown_kind_exits_2(clean_gh, moto_server, bucket, flag):
     key, dest = dest_key(bucket)
     proc, _ = run_cli(clean_gh.api, clean_gh, moto_server, "--owner", OWNER, "--month", MONTH,
-                      "--dest", dest, flag, "issues,discussions")
-    error = assert_loud_failure(proc, 2, "discussions")
+                      "--dest", dest, flag, "issues,packages")
+    error = assert_loud_failure(proc, 2, "packages")
     # the fix: the kinds there are to choose from
     assert "choose from" in error and "issues" in error.split("choose from", 1)[1], error
     assert clean_gh.stats()["requests_total"] == 0
