@@ -98,7 +98,10 @@ def sharded_runs(sim: Sim, owner: str, expected: dict[str, int], work: Path,
         start = _ecs(endpoint, sim)
         with FargateEmulator(endpoint, runtime="process", region=REGION,
                              timeout=timeout) as fargate:
-            for n in counts:
+            # The baseline (fewest shards) first, then the most: the ratio the target
+            # needs is in the report before the counts between, if a run is cut short.
+            order = sorted(counts)[:1] + sorted(counts)[1:][::-1]
+            for n in order:
                 results.append(_run_shards(sim, fargate, start, owner, expected,
                                            work / f"{n}-shards", n, timeout))
                 r = results[-1]
