@@ -374,7 +374,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def relay(self) -> None:
         body = self.read_body()
-        answer = self.proxy.decide(self.command, self.path)
+        answer = self.proxy.decide(self.command, self.path, body) if self.proxy.with_body \
+            else self.proxy.decide(self.command, self.path)
         if answer == "drop":
             self.proxy.record(self.command, self.path, "drop")
             self.close_connection = True
@@ -418,10 +419,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 class ForwardingProxy:
     """Forwards every request to `upstream` as it came (method, path and query, headers,
     body) unless `decide(method, target)` answers it: an (status, headers, body) answer,
-    or "drop" to close the connection without one. `seen` records what happened."""
+    or "drop" to close the connection without one. `seen` records what happened.
+    `with_body`: `decide(method, target, body)` (GraphQL requests differ by body only)."""
 
     def __init__(self, upstream: str, decide: Decide, *, tls: ssl.SSLContext | None = None,
-                 cafile: str | None = None):
+                 cafile: str | None = None, with_body: bool = False):
+        self.with_body = with_body
         parts = urlsplit(upstream)
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
         self.client_tls = ssl.create_default_context(cafile=cafile) if cafile else None
@@ -529,13 +532,20 @@ def test_a_repository_deleted_after_discovery_is_skipped(clean_gh, moto_server, 
     git_prefixes = (f"/{OWNER}/{gone}.git", f"/{OWNER}/{gone}.wiki.git")
     listed = threading.Event()
 
-    def decide(method: str, target: str) -> Answer | None:
+    def decide(method: str, target: str, body: bytes) -> Answer | None:
         path = urlsplit(target).path
         if path in (f"/api/v3/users/{OWNER}/repos", "/api/v3/user/repos"):
             listed.set()
             return None
         if not listed.is_set():
             return None
+        if path == "/api/graphql" and json.loads(body).get("variables", {}).get("name") == gone:
+            return (200, [("Content-Type", "application/json; charset=utf-8")], json.dumps({
+                "data": {"repository": None}, "errors": [{
+                    "type": "NOT_FOUND", "path": ["repository"],
+                    "locations": [{"line": 2, "column": 3}],
+                    "message": f"Could not resolve to a Repository with the name "
+                               f"'{OWNER}/{gone}'."}]}).encode())
         if path == api_prefix or path.startswith(api_prefix + "/"):
             return (404, [("Content-Type", "application/json; charset=utf-8")], json.dumps({
                 "message": "Not Found", "status": "404",
@@ -548,7 +558,7 @@ def test_a_repository_deleted_after_discovery_is_skipped(clean_gh, moto_server, 
     _, cert, tls_key = ensure_certs(cache_root() / "tls")
     key, dest = dest_key(bucket)
     with ForwardingProxy(clean_gh.root, decide, tls=server_context(cert, tls_key),
-                         cafile=str(clean_gh.ca)) as proxy:
+                         cafile=str(clean_gh.ca), with_body=True) as proxy:
         proc, elapsed = run_cli(f"{proxy.url}/api/v3", clean_gh, moto_server, "--owner", OWNER,
                                 "--month", MONTH, "--dest", dest)
     print(f"deleted repository -> exit {proc.returncode} in {elapsed:.1f} s")

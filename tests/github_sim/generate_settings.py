@@ -137,8 +137,9 @@ def settings_counts(world: World, login: str) -> dict[str, int]:
     out = {
         "branch_protections": sum(len(s["protected"]) for s in repos),
         "rulesets": sum(len(s["rulesets"]) for s in repos) + len(org.get("rulesets", [])),
-        "collaborators": sum(len(collaborators(world, r)) for r in world.repos_of(login)
-                             if r.full_name in world.settings),
+        # every repository lists its owner (or the organisation's owners), settings or none
+        # (a repository made after generation, by the month's mutation, has none)
+        "collaborators": sum(len(collaborators(world, r)) for r in world.repos_of(login)),
         "deploy_keys": sum(len(s["deploy_keys"]) for s in repos),
         "environments": sum(len(s["environments"]) for s in repos),
         "actions_variables": sum(len(s["variables"]) for s in repos)
