@@ -215,19 +215,27 @@ def test_default_args_reach_every_constructor_argument(operator_class):
 
 # -- the local operator: the real engine, the simulator, moto's S3 and SSM -------------------
 
-@pytest.fixture
-def local(aws, sim, monkeypatch):
-    """Settings for the local runner. AWS reaches the engine only through the connection."""
+def runner_aws(aws, monkeypatch, bucket_prefix: str) -> tuple[str, str, str]:
+    """What a runner test needs in moto: AWS only through the Airflow connection (none in the
+    worker's environment), a new bucket, the token in SSM and a stale one beside it;
+    returns (bucket, token parameter, stale token parameter)."""
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", "aws://testing:testing@/?region_name="
                        f"{REGION}&endpoint_url={quote(aws.endpoint, safe='')}")
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
-    bucket = f"ghvault-{uuid.uuid4().hex[:8]}"
+    bucket = f"{bucket_prefix}-{uuid.uuid4().hex[:8]}"
     aws.client("s3").create_bucket(Bucket=bucket)
     ssm = aws.client("ssm")
     good, bad = f"/{bucket}/token", f"/{bucket}/old-token"
     ssm.put_parameter(Name=good, Type="SecureString", Value=TOKEN)
     ssm.put_parameter(Name=bad, Type="SecureString", Value=OTHER_TOKEN)
+    return bucket, good, bad
+
+
+@pytest.fixture
+def local(aws, sim, monkeypatch):
+    """Settings for the local runner. AWS reaches the engine only through the connection."""
+    bucket, good, bad = runner_aws(aws, monkeypatch, "ghvault")
     env = {k: v for k, v in sim.client_env().items()}
     settings = {"bucket": bucket, "runner": "local", "region": REGION, "token_parameter": good,
                 "github_api_url": sim.api, "engine_env": env}

@@ -15,9 +15,7 @@ import logging
 import re
 import threading
 import time
-import uuid
 from types import SimpleNamespace
-from urllib.parse import quote
 
 import pendulum
 import pytest
@@ -32,13 +30,12 @@ from ghvault_airflow.operators.backup import (
 from ghvault_airflow.operators.docker_runner import LABEL
 from ghvault_airflow.settings import SettingsError, load_settings
 
-from tests.airflow.test_operators_backup import context_for
+from tests.airflow.test_operators_backup import REGION, context_for, runner_aws
 from tests.conftest import IMAGE, OTHER_TOKEN, TOKEN, ca_env, start_sim
 from tests.github_sim.faults import Faults
 
 pytestmark = pytest.mark.slow
 
-REGION = "us-east-1"
 MONTH = pendulum.datetime(2026, 10, 1, tz="UTC")
 
 
@@ -58,16 +55,7 @@ def engine_api(engine):
 @pytest.fixture
 def docker_run(aws, sim, container_ca, engine_api, monkeypatch):
     """Settings for the docker runner. AWS reaches the container only through the connection."""
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", "aws://testing:testing@/?region_name="
-                       f"{REGION}&endpoint_url={quote(aws.endpoint, safe='')}")
-    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    bucket = f"ghvault-dk-{uuid.uuid4().hex[:8]}"
-    aws.client("s3").create_bucket(Bucket=bucket)
-    ssm = aws.client("ssm")
-    good, bad = f"/{bucket}/token", f"/{bucket}/old-token"
-    ssm.put_parameter(Name=good, Type="SecureString", Value=TOKEN)
-    ssm.put_parameter(Name=bad, Type="SecureString", Value=OTHER_TOKEN)
+    bucket, good, bad = runner_aws(aws, monkeypatch, "ghvault-dk")
     settings = {"bucket": bucket, "runner": "docker", "region": REGION, "token_parameter": good,
                 "github_api_url": sim.api, "engine_env": ca_env(container_ca),
                 "docker_image": IMAGE, "docker_url": engine_api, "docker_network": "host",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -37,7 +38,7 @@ CREDENTIAL_ENV = frozenset({"GITHUB_TOKEN", "GH_TOKEN", "GITHUB_APP_ID", "GITHUB
                             "GITHUB_APP_INSTALLATION_ID"})
 
 
-class EngineRunner:
+class EngineRunner(ABC):
     """Runs the engine of one backup (or verification) operator somewhere other than ECS.
 
     The operator says what to run (``engine_argv``, ``needs_token``, ``engine_failure``,
@@ -78,18 +79,21 @@ class EngineRunner:
         return op._result(settings, month, key, parse_summary(stdout))
 
     # -- what a runner defines ------------------------------------------------------------------
+    @abstractmethod
     def environment(self, settings: DeploymentSettings) -> dict[str, str]:
-        raise NotImplementedError
+        """The engine's environment without the credential (added by `execute`)."""
 
     def command(self, argv: list[str]) -> list[str]:
         return argv
 
+    @abstractmethod
     def run(self, argv: list[str], env: dict[str, str], secrets: Sequence[str],
             settings: DeploymentSettings) -> tuple[int, list[str], list[str]]:
-        raise NotImplementedError
+        """Run the engine to its end: (exit code, stdout lines, stderr lines)."""
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """End a running engine (the task is killed)."""
 
     # -- shared ---------------------------------------------------------------------------------
     def log_line(self, line: str, secrets: Sequence[str] = ()) -> str:
