@@ -99,6 +99,11 @@ class Attachments:
         """The file at `url` into `dest`; its content type. NotFound when it is gone."""
         client = self.job.client
         headers = {"Authorization": client.auth_header()} if origin(url) == self.web else {}
+        with client.slots:  # a request in flight like the client's own
+            return self._download(client, url, headers, dest)
+
+    @staticmethod
+    def _download(client: Any, url: str, headers: dict[str, str], dest: str) -> str:
         try:
             resp = client.http.get(url, headers=headers, allow_redirects=False, timeout=60,
                                    stream=True)

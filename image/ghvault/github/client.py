@@ -7,8 +7,13 @@ exponential backoff, `retry-after` on secondary limits, waiting for the reset on
 limits, a bounded number of tries). We go below its object layer for three reasons it
 cannot serve: conditional requests (`If-None-Match` with a stored ETag, answered by a free
 304), request accounting, and never triggering its lazy per-object completion. So lists
-are walked here by following `Link: rel="next"` with `requester.requestJson`, and the list
-payloads are kept as they came.
+are walked here by following `Link: rel="next"` with `requester.requestJson` (pages 2..N
+read ahead once page 1 names the last: pages.py), and the list payloads are kept as they
+came.
+
+Requests in flight: at most `concurrency` at any time (GitHub's secondary rate limits count
+concurrent requests), whichever thread makes them: every request to GitHub (REST, GraphQL,
+downloads) first takes one of the client's `slots`.
 
 Where the token goes: only to the API origin (scheme, host and port of --api-url), over
 https unless the API URL itself is http. PyGithub's requester always talks to its own host;
@@ -33,10 +38,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -58,10 +63,10 @@ from .pacing import (
     RetryThroughGate,
     clock_text,
 )
+from .pages import LINK_NEXT, walk
 from .urls import origin
 
 log = logging.getLogger("ghvault.github")
-LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 # Requests of the core pool kept for others sharing the token: at this many left (or a
 # tenth of the hourly limit when that is smaller) the client waits for the reset.
 RATE_RESERVE = 50
@@ -72,8 +77,15 @@ class GitHubClient(Downloads):
     def __init__(self, api_url: str, auth: Auth.Auth, *, concurrency: int = 4,
                  cache: HttpCache | None = None, max_tries: int = 8,
                  secondary_wait: float = 60.0, timeout: int = 60,
-                 rate_reserve: int = RATE_RESERVE, rate_log_every: float = RATE_LOG_EVERY):
+                 rate_reserve: int = RATE_RESERVE, rate_log_every: float = RATE_LOG_EVERY,
+                 read_ahead: int | None = None):
         self.gate = RateGate(rate_log_every)
+        # Requests in flight, from any thread (the jobs' and the pages read ahead).
+        self.slots = threading.BoundedSemaphore(concurrency)
+        # Pages of one list requested ahead of the one handed over (pages.py); the pool's
+        # threads only wait for slots, so they never raise the requests in flight.
+        self.read_ahead = concurrency if read_ahead is None else read_ahead
+        self.ahead = ThreadPoolExecutor(max(1, self.read_ahead), thread_name_prefix="ahead")
         self.rate_reserve = rate_reserve
         # raise_on_status=False: when the tries are spent we get GitHub's last answer back
         # (and can name it), instead of urllib3's generic RetryError.
@@ -132,8 +144,9 @@ class GitHubClient(Downloads):
             self._pace(f"GET {self._path(url)}")
             generation = getattr(self.auth, "generation", None)
             try:
-                status, resp_headers, body = self.requester.requestJson("GET", url,
-                                                                        headers=headers)
+                with self.slots:
+                    status, resp_headers, body = self.requester.requestJson(
+                        "GET", url, headers=headers)
             except GithubException as e:  # retries exhausted inside GithubRetry
                 self.acct.record(kind, {}, e.status or 0)
                 if not renewed and self._token_expired(e.status, generation, url):
@@ -228,16 +241,14 @@ class GitHubClient(Downloads):
                  etags: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a list, 100 per page, following `Link: rel="next"` as GitHub says.
         `etags` collects each page's validator: equal lists of ETags mean an equal list."""
-        url: str | None = self._url(path, {"per_page": 100, **(params or {})})
-        while url:
-            data, headers = self._get_cached(url, kind)
+        first = self._url(path, {"per_page": 100, **(params or {})})
+        for data, headers in walk(first, lambda url: self._get_cached(url, kind), self.ahead,
+                                  self.read_ahead):
             if etags is not None:
                 etags.append(headers.get("etag", ""))
             if isinstance(data, dict):  # a few lists come wrapped, e.g. {"total_count", ...}
                 data = next((v for v in data.values() if isinstance(v, list)), [])
             yield from data or []
-            m = LINK_NEXT.search(headers.get("link", "") or "")
-            url = m.group(1) if m else None
 
     def paginate_newest_first(self, path: str, params: dict[str, Any] | None = None,
                               kind: str = "rest", slim: Any = None, refresh: Any = None
@@ -311,7 +322,8 @@ class GitHubClient(Downloads):
             self._pace("POST /graphql")
             generation = getattr(self.auth, "generation", None)
             try:
-                headers, data = self.requester.graphql_query(query, variables)
+                with self.slots:
+                    headers, data = self.requester.graphql_query(query, variables)
             except GithubException as e:
                 self.acct.record("graphql", {}, e.status or 0)
                 if not renewed and self._token_expired(e.status, generation,
@@ -344,6 +356,7 @@ class GitHubClient(Downloads):
         return f"{self.auth.token_type} {self.auth.token}"
 
     def close(self) -> None:
+        self.ahead.shutdown(wait=False, cancel_futures=True)
         self.gh.close()
         self.http.close()
 

@@ -49,7 +49,8 @@ class Downloads:
         tries = self.max_tries + 1
         for attempt in range(1, tries + 1):
             try:
-                self._download_once(url, dest)
+                with self.slots:  # a request in flight like any other (client.py)
+                    self._download_once(url, dest)
                 return
             except CUT_BODY as e:
                 if attempt == tries:
