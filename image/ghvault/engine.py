@@ -61,6 +61,7 @@ log = logging.getLogger("ghvault")
 DISK_HEADROOM = 16 << 20  # bytes of mirrors allowed beside the largest repository's
 GIST_DISK = 1 << 20  # what a gist's mirror is assumed to take
 REPO_API_PARTS = ("metadata", "discussions", "settings")  # one API job each (repo_api)
+API_JOBS_PER_SLOT = 2  # API jobs running per request in flight (collect)
 
 
 class DiskBudget:
@@ -351,7 +352,11 @@ class Backup(KeptGit):
         request or git command, git children are killed; the pools are never waited on
         without a bound."""
         futures: list[Future] = []
-        api = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="api")
+        # Twice as many API jobs as requests in flight: a job spends part of its time off
+        # the network (GraphQL answers being built, JSON, archive writes), and the client's
+        # slots, not the jobs, bound the requests in flight (github/client.py).
+        api = ThreadPoolExecutor(API_JOBS_PER_SLOT * self.opts.concurrency,
+                                 thread_name_prefix="api")
         gp = ThreadPoolExecutor(self.opts.git_concurrency, thread_name_prefix="git")
         try:
             if job.wants("account"):

@@ -21,10 +21,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+import requests
 from ghvault.github.cache import HttpCache
 from ghvault.github.client import GitHubClient
 from ghvault.github.pages import planned_pages
 from github import Auth
+
+from tests.conftest import start_sim
+from tests.engine.helpers import run_ghvault
+from tests.github_sim.faults import Faults
 
 PATH = "/api/v3/repos/o/r/issues/comments"
 
@@ -247,3 +252,21 @@ def test_a_walk_stopped_early_requests_no_more_than_its_window(server):
 ])
 def test_pages_are_planned_only_from_githubs_own_last_link(link, planned):
     assert list(planned_pages({"link": link})) == planned
+
+
+def test_whole_runs_keep_at_most_concurrency_requests_in_flight(moto_server, tmp_path):
+    """Twice as many API jobs as slots, and pages read ahead: the simulator still never
+    sees more than --concurrency API requests at once, in month one or month two."""
+    running, stop = start_sim(faults=Faults.parse("latency=20"))
+    try:
+        login = running.sim.world.owners["user"]
+        for month in ("2026-10", "2026-11"):
+            running.reset()
+            run = run_ghvault(running, moto_server, "--owner", login, "--month", month,
+                              "--dest", (tmp_path / f"{month}.zip").as_uri(),
+                              "--state", str(tmp_path / "state"), "--concurrency", "2")
+            assert run.returncode == 0, run.stderr[-2000:]
+            assert running.stats()["peak_concurrency"] == 2, month
+            requests.post(f"{running.root}/_sim/mutate", verify=str(running.ca), timeout=60)
+    finally:
+        stop()
