@@ -353,8 +353,8 @@ class Backup(KeptGit):
         without a bound."""
         futures: list[Future] = []
         # Twice as many API jobs as requests in flight: a job spends part of its time off
-        # the network (GraphQL answers being built, JSON, archive writes), and the client's
-        # slots, not the jobs, bound the requests in flight (github/client.py).
+        # the network (JSON, archive writes, memos and asset copies from the state), and
+        # the client's slots, not the jobs, bound the requests in flight (github/client.py).
         api = ThreadPoolExecutor(API_JOBS_PER_SLOT * self.opts.concurrency,
                                  thread_name_prefix="api")
         gp = ThreadPoolExecutor(self.opts.git_concurrency, thread_name_prefix="git")
