@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.coverage import KINDS, ghvault_counts, shortfalls
+from bench.coverage import ghvault_counts
 from bench.scale import ShardResult
 from bench.scenarios import MONTH_ONE, say
-from bench.shard_parts import part_problems, part_repos
+from bench.shard_parts import miscounts, part_problems, part_repos
 from bench.sim import Sim
 
 CLUSTER = "scale-bench"
@@ -150,17 +150,17 @@ def _run_shards(sim: Sim, fargate, start, owner: str, expected: dict[str, int], 
                  if a not in walls]
     held = {k: part_repos(a) for k, a in enumerate(archives, 1) if a.exists()}
     problems += part_problems(held, n)
-    total = dict.fromkeys(KINDS, 0)
+    each = []
     for archive in archives:
         if archive.exists():
-            for kind, v in ghvault_counts(archive).items():
-                total[kind] = total.get(kind, 0) + v
+            each.append(ghvault_counts(archive))
         elif not problems:
             problems.append(f"no archive {archive.name}")
     if not problems:
-        problems += shortfalls(expected, total)
+        problems += miscounts(expected, each)
     sizes = [a.stat().st_size if a.exists() else 0 for a in archives]
-    for a in archives:
-        a.unlink(missing_ok=True)
+    if not problems:  # a failed run's parts stay in the work directory (--work keeps it)
+        for a in archives:
+            a.unlink(missing_ok=True)
     return ShardResult(n, [walls.get(a, float("nan")) for a in arns], codes,
                        stats["requests_total"], sum(sizes), problems, sizes)

@@ -8,6 +8,8 @@ import json
 import zipfile
 from pathlib import Path
 
+from bench.coverage import KINDS, shortfalls
+
 
 def part_repos(archive: Path) -> tuple[set[str], int | None]:
     """(the repositories the part's manifest names, how many the owner had in all)."""
@@ -33,3 +35,15 @@ def part_problems(held: dict[int, tuple[set[str], int | None]], n: int) -> list[
     elif owners and len(held) == n and len(where) != (total := owners.pop()):
         problems.append(f"the parts hold {len(where)} repositories of the owner's {total}")
     return problems
+
+
+def miscounts(expected: dict[str, int], parts: list[dict[str, int]]) -> list[str]:
+    """The kinds whose sum over the parts differs from the ground truth, each with every
+    part's count ("releases 420/417 (by part: 123, 102, 75, 120)"), so a miscount names its
+    part; for one part, as `shortfalls` says it."""
+    total = {kind: sum(p.get(kind, 0) for p in parts) for kind in KINDS}
+    out = shortfalls(expected, total)
+    if len(parts) < 2:
+        return out
+    return [f"{text} (by part: {', '.join(str(p.get(text.split()[0], 0)) for p in parts)})"
+            for text in out]

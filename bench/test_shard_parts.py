@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import zipfile
 
-from bench.shard_parts import part_problems, part_repos
+from bench.shard_parts import miscounts, part_problems, part_repos
 
 
 def part(tmp_path, k: int, n: int, repos: list[str], owner_repos: int):
@@ -40,3 +40,11 @@ def test_a_repository_in_no_part_and_differing_listings_are_named(tmp_path):
 
 def test_an_unsharded_run_has_nothing_to_compare():
     assert part_problems({1: (set(), None)}, 1) == []
+
+
+def test_a_miscount_names_each_parts_count():
+    expected = {"repos": 4, "releases": 9}
+    parts = [{"repos": 2, "releases": 3}, {"repos": 2, "releases": 9}]
+    assert miscounts(expected, parts) == ["releases 12/9 (by part: 3, 9)"]
+    assert miscounts(expected, [{"repos": 4, "releases": 9}]) == []
+    assert miscounts(expected, [{"repos": 3, "releases": 9}]) == ["repos 3/4"]
