@@ -58,6 +58,7 @@ class ShardResult:
     requests: int
     archive_bytes: int
     problems: list[str] = field(default_factory=list)
+    part_bytes: list[int] = field(default_factory=list)  # each part's archive
 
     @property
     def complete(self) -> bool:

@@ -130,17 +130,20 @@ def render(r: ScaleReport, plot: Path) -> str:
     if r.shards:
         base = max(r.shards[0].walls) if r.shards[0].shards == 1 else float("nan")
         out += ["", f"## Shards of `{r.shard_size}` (Fargate harness, process runtime)", "",
-                "Each shard is one `run_task` of moto's ECS; devtools/fargate.py runs every "
-                "task it receives at once, each as its own `ghvault` process (the process "
-                "runtime), so the N shards run concurrently against one simulator, on this "
-                "machine's cores. 1 shard is the unsharded command.", "",
-                "| shards | slowest shard | every shard | slowest vs unsharded | requests, "
-                "all shards | archives, all parts | outcome |",
-                "|---|---|---|---|---|---|---|"]
+                "Each shard is one `run_task` of moto's ECS, run by devtools/fargate.py as "
+                "its own `ghvault` process (the process runtime), one task at a time "
+                "(`max_running=1`): on Fargate each task has its own vCPUs, here they would "
+                "share two cores, so each shard's wall time (its task's start to exit) is "
+                "measured alone, and the simulator serves one part at a time. 1 shard is the "
+                "unsharded command, measured the same way.", "",
+                "| shards | slowest shard | every shard | archive of each part | slowest vs "
+                "unsharded | requests, all shards | archives, all parts | outcome |",
+                "|---|---|---|---|---|---|---|---|"]
         for x in r.shards:
             slow = max(x.walls)
             out.append(f"| {x.shards} | {seconds(slow)} | "
-                       f"{', '.join(seconds(w) for w in x.walls)} | {_ratio(slow, base)} | "
+                       f"{', '.join(seconds(w) for w in x.walls)} | "
+                       f"{', '.join(human(b) for b in x.part_bytes)} | {_ratio(slow, base)} | "
                        f"{x.requests:,} | {human(x.archive_bytes)} | "
                        f"{'complete' if x.complete else '; '.join(x.problems)} |")
     e = r.estimate

@@ -1,9 +1,14 @@
 """One owner backed up in N shards, each shard a Fargate task (issue 17, the cost curve).
 
 The tasks go through the Fargate harness (devtools/fargate.py) over moto's ECS, in this
-process, with the process runtime: `run_task` once per shard, as the DAG maps them, and the
-harness runs every task it sees at once, as Fargate would: the shards really run in
-parallel (on this machine's cores, against one simulator). N = 1 is the unsharded command.
+process, with the process runtime: `run_task` once per shard, as the DAG maps them. On
+Fargate each task has its own vCPUs; here all would share this machine's two cores, so the
+harness runs them one at a time (`max_running=TASKS_AT_ONCE`) and each shard's wall time is
+its own task's, start to exit: what it would take on its own Fargate task, with the
+simulator serving one part at a time. N = 1 is the unsharded command, measured the same way.
+
+Every part's manifest names its repositories (`shard.repos`): the parts of one run must
+hold each repository of the owner exactly once, or the run is marked failed.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.coverage import KINDS, ghvault_counts, shortfalls
+from bench.coverage import ghvault_counts
 from bench.scale import ShardResult
 from bench.scenarios import MONTH_ONE, say
+from bench.shard_parts import miscounts, part_problems, part_repos
 from bench.sim import Sim
 
 CLUSTER = "scale-bench"
@@ -24,6 +30,7 @@ FAMILY = "ghvault-scale"
 LOG_GROUP = "/ghvault/scale-bench"
 TOKEN_PARAMETER = "/ghvault/scale-bench-token"
 REGION = "us-east-1"
+TASKS_AT_ONCE = 1  # the harness's max_running: each shard with the CPUs it has on Fargate
 
 
 def _free_port() -> int:
@@ -96,8 +103,8 @@ def sharded_runs(sim: Sim, owner: str, expected: dict[str, int], work: Path,
     endpoint = f"http://127.0.0.1:{port}"
     try:
         start = _ecs(endpoint, sim)
-        with FargateEmulator(endpoint, runtime="process", region=REGION,
-                             timeout=timeout) as fargate:
+        with FargateEmulator(endpoint, runtime="process", region=REGION, timeout=timeout,
+                             max_running=TASKS_AT_ONCE) as fargate:
             # The baseline (fewest shards) first, then the most: the ratio the target
             # needs is in the report before the counts between, if a run is cut short.
             order = sorted(counts)[:1] + sorted(counts)[1:][::-1]
@@ -125,11 +132,12 @@ def _run_shards(sim: Sim, fargate, start, owner: str, expected: dict[str, int], 
         workdir.mkdir(parents=True, exist_ok=True)
         arns.append(start(shard_command(sim, owner, archive, workdir, k, n)))
     walls: dict[str, float] = {}
-    deadline = began + timeout + 60
+    deadline = began + n * (timeout + 60)  # the tasks may run one after another
     while len(walls) < n and time.perf_counter() < deadline:
         for run in fargate.runs[seen:]:
             if run.task_arn not in walls and run.finished.is_set():
-                walls[run.task_arn] = time.perf_counter() - began
+                # the task's own time (start to exit), not its wait for a turn
+                walls[run.task_arn] = run.wall_s if run.wall_s is not None else float("nan")
         time.sleep(0.1)
     stats = sim.stats()
     runs = {r.task_arn: r for r in fargate.runs[seen:]}
@@ -140,17 +148,19 @@ def _run_shards(sim: Sim, fargate, start, owner: str, expected: dict[str, int], 
                 if code != 0 and a in runs]
     problems += [f"shard {k}/{n} did not finish" for k, a in enumerate(arns, 1)
                  if a not in walls]
-    total = dict.fromkeys(KINDS, 0)
+    held = {k: part_repos(a) for k, a in enumerate(archives, 1) if a.exists()}
+    problems += part_problems(held, n)
+    each = []
     for archive in archives:
         if archive.exists():
-            for kind, v in ghvault_counts(archive).items():
-                total[kind] = total.get(kind, 0) + v
+            each.append(ghvault_counts(archive))
         elif not problems:
             problems.append(f"no archive {archive.name}")
     if not problems:
-        problems += shortfalls(expected, total)
-    size = sum(a.stat().st_size for a in archives if a.exists())
-    for a in archives:
-        a.unlink(missing_ok=True)
+        problems += miscounts(expected, each)
+    sizes = [a.stat().st_size if a.exists() else 0 for a in archives]
+    if not problems:  # a failed run's parts stay in the work directory (--work keeps it)
+        for a in archives:
+            a.unlink(missing_ok=True)
     return ShardResult(n, [walls.get(a, float("nan")) for a in arns], codes,
-                       stats["requests_total"], size, problems)
+                       stats["requests_total"], sum(sizes), problems, sizes)

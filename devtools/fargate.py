@@ -38,6 +38,12 @@ StopTask (the provider's `on_kill`) sets `desiredStatus` STOPPED and leaves the 
 running until its container has exited, as ECS does (moto would mark it STOPPED at once):
 SIGTERM, then SIGKILL after the definition's `stopTimeout` (Fargate's default 30 s).
 
+Every task runs as soon as moto has it (`max_running=None`, the default). On Fargate each
+task has its own vCPUs; here they share this machine's cores, so a measurement of each
+task's own wall time passes `max_running=1` (or k): a task beyond the bound waits,
+PROVISIONING, until one ends (a StopTask meanwhile stops it without running it), and
+`ContainerRun.wall_s` counts from its start to its exit, not the wait.
+
     with FargateEmulator(moto.endpoint, runtime="container", docker=client,
                          image_map=ghvault_images("ghvault:dev"),
                          mounts={ca: ca}) as fargate:
@@ -68,6 +74,7 @@ from devtools.fargate_runtime import (
     LogShipper,
     ProcessRuntime,
 )
+from devtools.fargate_turns import Turns
 
 DEFAULT_ACCOUNT = "123456789012"
 LOCAL_IMAGE = "ghvault:dev"  # what `make image` builds
@@ -111,7 +118,16 @@ class ContainerRun:
     stop_code: str = ""
     stopped_reason: str = ""
     output: list[str] = field(default_factory=list)
+    started_s: float | None = None  # time.monotonic() when its container started
+    ended_s: float | None = None  # ... and when it exited
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def wall_s(self) -> float | None:
+        """Seconds from the container's start to its exit (None if it never ran)."""
+        if self.started_s is None or self.ended_s is None:
+            return None
+        return self.ended_s - self.started_s
 
 
 class TaskStartFailure(Exception):
@@ -126,12 +142,16 @@ class FargateEmulator:
                  mounts: dict[str, str] | None = None, region: str = "us-east-1",
                  account_id: str = DEFAULT_ACCOUNT, extra_env: dict[str, str] | None = None,
                  entrypoint: list[str] | None = None, poll_interval: float = 0.1,
-                 timeout: float = 900) -> None:
+                 timeout: float = 900, max_running: int | None = None) -> None:
         """runtime "container" runs the images (`docker`: a docker.DockerClient, else one is
         opened with devtools.containers and a missing engine raises EngineError); "process"
-        runs `entrypoint` (default: this virtualenv's ghvault) for every task."""
+        runs `entrypoint` (default: this virtualenv's ghvault) for every task.
+        `max_running`: at most this many containers at once, the others wait their turn in
+        the order moto received them (None: all at once; see the module docstring)."""
         if runtime not in ("container", "process"):
             raise ValueError(f"runtime must be 'container' or 'process', not {runtime!r}")
+        self.max_running = max_running
+        self._turns = Turns(max_running)  # raises for a bound below 1
         self.endpoint = endpoint
         self.region = region
         self.account_id = account_id
@@ -249,13 +269,20 @@ class FargateEmulator:
                 if arn in self._seen:
                     continue
                 self._seen.add(arn)
-                worker = threading.Thread(target=self._launch, args=(task,),
+                self._turns.enqueue(arn)
+                worker = threading.Thread(target=self._launch_task, args=(task,),
                                           name=f"fargate-{arn.rsplit('/', 1)[-1][:8]}",
                                           daemon=True)
                 self._workers.append(worker)
                 worker.start()
 
     # -- one task ----------------------------------------------------------------------------
+
+    def _launch_task(self, task) -> None:
+        try:
+            self._launch(task)
+        finally:  # whatever happened, it no longer holds up the tasks queued behind it
+            self._turns.leave(task.task_arn)
 
     def _launch(self, task) -> None:
         taskdef = self.backend.describe_task_definition(task.task_definition_arn)
@@ -275,6 +302,7 @@ class FargateEmulator:
             secrets = self._resolve_secrets(cdef.get("secrets", []))
             log_stream = self._open_log_stream(cdef, task)
         except TaskStartFailure as e:
+            self._turns.leave(task.task_arn)  # now: the tasks behind it need not wait
             self._record_stop(task, run, None, "TaskFailedToStart", str(e))
             return
 
@@ -297,9 +325,24 @@ class FargateEmulator:
         run.environment = {k: ("***" if k in secrets else v) for k, v in env.items()}
         run.log_stream = log_stream[1] if log_stream else None
 
+        if self.max_running:
+            task.last_status = "PROVISIONING"  # as a task ECS has not placed yet
+        if not self._turns.take(task.task_arn, lambda: task.desired_status == "STOPPED"
+                                or self._stop.is_set(), self.poll_interval):
+            self._record_stop(task, run, None, "UserInitiated",
+                              task.stopped_reason or "stopped before it could start")
+            return
+        try:
+            self._run_container(task, run, spec, log_stream)
+        finally:
+            self._turns.release()
+
+    def _run_container(self, task, run: ContainerRun, spec: ContainerSpec,
+                       log_stream: tuple[str, str] | None) -> None:
         task.containers[0].last_status = "RUNNING"
         task.started_at = datetime.now(UTC)
         task.last_status = "RUNNING"
+        run.started_s = time.monotonic()
         shipper = LogShipper(self._client("logs"), log_stream) if log_stream else None
 
         def on_line(line: str) -> None:
@@ -312,6 +355,7 @@ class FargateEmulator:
             spec, on_line, tick=shipper.tick if shipper else (lambda: None),
             stop_requested=lambda: (task.desired_status == "STOPPED"
                                     or time.monotonic() > deadline))
+        run.ended_s = time.monotonic()
         if shipper:
             shipper.flush()
         if getattr(task, "user_stopped", False):
