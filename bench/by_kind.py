@@ -78,10 +78,14 @@ ENDPOINT_KIND: dict[str, str] = {
 
 # GraphQL: the outermost connections a query reads, as graphql_reads names them.
 GRAPHQL_KIND: dict[str, str] = {
-    "Repository.pullRequests": "reviews",
+    # ghvault's reviews; python-github-backup's incremental check of its timelines' cross
+    # references reads pulls the same way (counted here as reviews: both kinds both keep)
+    "Repository.pullRequests": "reviews", "Repository.issues": "events",
     "Repository.discussions": "discussions", "Repository.discussionCategories": "discussions",
     "Discussion.comments": "discussions", "DiscussionComment.replies": "discussions",
-    "Discussion.labels": "discussions",
+    # read beside a discussion's comments (python-github-backup's query for one discussion)
+    "Discussion.labels": "discussions", "DiscussionPoll.options": "discussions",
+    "ReactionGroup.reactors": "discussions",
     "ProjectV2Owner.projectsV2": "projects", "ProjectV2.items": "projects",
 }
 
@@ -137,7 +141,7 @@ def by_kind(stats: dict) -> dict[str, Count]:
 
 
 def like_for_like(counts: dict[str, Count]) -> Count:
-    """The requests for the kinds python-github-backup keeps too."""
+    """The requests for the kinds both tools keep (those python-github-backup keeps)."""
     both = [c for kind, c in counts.items() if PEER_KEEPS[kind]]
     return Count(sum(c.requests for c in both), sum(c.charged for c in both))
 
@@ -145,3 +149,9 @@ def like_for_like(counts: dict[str, Count]) -> Count:
 def ghvault_only(counts: dict[str, Count]) -> dict[str, Count]:
     """The kinds only ghvault keeps, in PEER_KEEPS' order."""
     return {kind: counts[kind] for kind in PEER_KEEPS if kind in counts and not PEER_KEEPS[kind]}
+
+
+def both_keep(run) -> float:
+    """A run's requests for the content both tools keep (NaN when they could not be told
+    apart: the run then failed, see tools.run_ghvault and run_peer)."""
+    return float(like_for_like(run.kinds).requests) if run.kinds else float("nan")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bench import report_kinds
 from bench.coverage import KINDS, PEER_KINDS
 from bench.dagparse import DagParse
 from bench.dagparse import command as dag_command
@@ -174,6 +175,7 @@ def _measurements(rep: Report) -> list[str]:
         f"Floor (every list at 100 per page, GraphQL pages for reviews, one request per "
         f"release asset; `floor_requests` in devtools/floor.py): **{main.floor}**; "
         f"ghvault is at {ratio:.2f}× the floor.", "",
+        *report_kinds.by_kind(m1),
         "Coverage, month one (every run):", "", coverage(main.expected_one, m1), "",
         "## 2. Rate-limited requests, month two", "",
         per_tool(m2, [("charged to the rate limit", charged, count),
