@@ -133,7 +133,8 @@ def render(rep: Report) -> str:
         "tools run at their own speed: the peer's full backup needs more than GitHub's "
         "5,000/hour for one token and would otherwise sit out the rest of the hour.",
         "- Both tools get the same selection: every repository (private, forks), wikis, "
-        "issues, pulls with reviews, comments, releases with assets, gists, account data. "
+        "issues, pulls with reviews, comments, releases with assets, discussions, gists, account "
+        "data. "
         "Coverage is counted from what each tool wrote (the archive's entries; the peer's "
         "JSON files), not from what it says.",
         "- The peer runs with `--incremental` in month one too: only an `--incremental` run "
