@@ -11,8 +11,8 @@ import zipfile
 from pathlib import Path
 
 # Every kind of content ghvault keeps: the contract's kinds (image/ghvault/contract.py),
-# "owner" (finding the owner and listing its repositories, which every backup needs) and two
-# parts of the contract's kinds that the peer does not keep with PEER_FLAGS while it keeps
+# "owner" (finding the owner and listing its repositories, which every backup needs) and the
+# parts of `account` and `hooks` that the peer does not keep with PEER_FLAGS while it keeps
 # the rest. For each, the python-github-backup 0.65.1 option (of tools.PEER_FLAGS) that
 # keeps it too, or None. This is the one statement of which kinds both tools keep: the
 # counted kinds below and the request breakdown (bench/by_kind.py) derive from it.
