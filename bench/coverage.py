@@ -10,10 +10,43 @@ import json
 import zipfile
 from pathlib import Path
 
-# The kinds python-github-backup (0.65.1) is asked to keep here, counted from the entries.
-PEER_KINDS = ("repos", "issues", "pulls", "comments", "reviews", "releases")
-# Kept by ghvault only (python-github-backup has no option for them), counted per item of
-# these JSON entries: repos/<repo>/<file>, account/<file> and gists/<gist>/<file>.
+# Every kind of content ghvault keeps: the contract's kinds (image/ghvault/contract.py),
+# "owner" (finding the owner and listing its repositories, which every backup needs) and the
+# parts of `account` and `hooks` that the peer does not keep with PEER_FLAGS while it keeps
+# the rest. For each, the python-github-backup 0.65.1 option (of tools.PEER_FLAGS) that
+# keeps it too, or None. This is the one statement of which kinds both tools keep: the
+# counted kinds below and the request breakdown (bench/by_kind.py) derive from it.
+PEER_KEEPS: dict[str, str | None] = {
+    "owner": "(every backup)", "git": "--all", "wiki": "--wikis", "lfs": None,
+    "issues": "--all", "comments": "--all", "events": "--all", "pulls": "--all",
+    "reviews": "--pull-reviews", "review_comments": "--all", "commit_comments": None,
+    "labels": "--all", "milestones": "--all", "releases": "--releases", "assets": "--assets",
+    "hooks": "--all", "advisories": "--all (public repositories)", "gists": "--gists",
+    "account": "--all (followers, following, starred, watched)",
+    "account: starred gists": None,  # --starred-gists, not part of --all
+    "account: organisation": None,  # members, owners, teams, custom property schema
+    "hooks: organisation": None,
+    "discussions": "--all", "projects": None, "attachments": None,  # --attachments: [*]
+    "settings": None, "branch_protections": None, "rulesets": None, "collaborators": None,
+    "deploy_keys": None, "environments": None, "actions": None, "autolinks": None,
+    "pages": None, "gist_comments": None,
+}
+# The kinds the benchmark counts in both tools' output, each with the kind of PEER_KEEPS
+# it belongs to (discussion_comments: comments and replies).
+COUNTED: dict[str, str] = {
+    "repos": "git", "issues": "issues", "pulls": "pulls", "comments": "comments",
+    "reviews": "reviews", "releases": "releases", "discussions": "discussions",
+    "discussion_comments": "discussions",
+    "branch_protections": "branch_protections", "rulesets": "rulesets",
+    "collaborators": "collaborators", "deploy_keys": "deploy_keys",
+    "environments": "environments", "actions_variables": "actions",
+    "actions_secret_names": "actions", "gist_comments": "gist_comments",
+    "projects": "projects", "project_items": "projects", "attachments": "attachments",
+}
+KINDS = tuple(COUNTED)
+PEER_KINDS = tuple(k for k in KINDS if PEER_KEEPS[COUNTED[k]])
+# ghvault's counts of these JSON entries, per item: repos/<repo>/<file>, account/<file> and
+# gists/<gist>/<file>.
 GHVAULT_ONLY = {
     "branch_protections": ("branch_protections.json",),
     "rulesets": ("rulesets.json",),
@@ -26,13 +59,11 @@ GHVAULT_ONLY = {
 }
 _BY_FILE = {file: kind for kind, files in GHVAULT_ONLY.items() for file in files}
 # ghvault's content kinds, counted from the manifest's own tally, which `ghvault verify`
-# holds against the entries (discussion_comments: comments and replies). python-github-backup
-# has `--discussions` and `--attachments` now, but its attachments are only URLs on
-# github.com's own hosts (none on a simulator or an Enterprise host), and it keeps no
-# projects (v2): the table shows those kinds as not kept by it.
+# holds against the entries. python-github-backup keeps discussions with --all (its
+# `--attachments` keeps only files on github.com's own hosts, none on a simulator or an
+# Enterprise host; it keeps no projects v2).
 CONTENT_KINDS = ("discussions", "discussion_comments", "projects", "project_items",
                  "attachments")
-KINDS = PEER_KINDS + tuple(GHVAULT_ONLY) + CONTENT_KINDS
 
 
 def ghvault_counts(archive: Path) -> dict[str, int]:
@@ -93,6 +124,11 @@ def peer_counts(out: Path, gone: frozenset[str] = frozenset()) -> dict[str, int]
             counts["comments"] += len(data.get("comment_regular_data") or [])
             counts["reviews"] += len(data.get("review_data") or [])
         counts["releases"] += len(list((repo / "releases").glob("*.json")))
+        for discussion in (repo / "discussions").glob("*.json"):
+            counts["discussions"] += 1
+            counts["discussion_comments"] += sum(
+                1 + len(c.get("reply_data") or []) for c in
+                _read(discussion).get("comment_data") or [] if isinstance(c, dict))
     return counts
 
 

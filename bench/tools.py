@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.by_kind import Count, UnmappedRequests, by_kind
 from bench.coverage import KINDS, PEER_KINDS, ghvault_counts, peer_counts, shortfalls
 from bench.monitor import Measured, run_measured
 from bench.sim import Sim
@@ -27,6 +28,7 @@ class ToolRun:
     counts: dict[str, int]
     missing: list[str] = field(default_factory=list)  # shortfalls against the ground truth
     output: Path | None = None  # the archive (ghvault) or the output directory (peer)
+    kinds: dict[str, Count] = field(default_factory=dict)  # its requests by kind
 
     @property
     def complete(self) -> bool:
@@ -90,6 +92,10 @@ def run_ghvault(sim: Sim, owner: str, month: str, run_dir: Path, expected: dict[
     counts = ghvault_counts(archive) if measured.returncode == 0 and archive.exists() else {}
     run = ToolRun(GHVAULT, label or month, measured, stats, counts, output=archive)
     run.missing = shortfalls(expected, counts, KINDS) if counts else ["no archive"]
+    try:
+        run.kinds = by_kind(stats)
+    except UnmappedRequests as e:  # the like-for-like count would be wrong: fail the run
+        run.missing.append(str(e))
     if measured.returncode == 0:
         summary = json.loads(measured.stdout.strip().splitlines()[-1])
         if summary.get("skipped"):
@@ -112,4 +118,8 @@ def run_peer(sim: Sim, owner: str, out: Path, run_dir: Path, expected: dict[str,
     counts = peer_counts(out, gone)
     run = ToolRun(PEER, label, measured, stats, counts, output=out)
     run.missing = shortfalls(expected, counts, PEER_KINDS)  # judged on what it can keep
+    try:
+        run.kinds = by_kind(stats)
+    except UnmappedRequests as e:
+        run.missing.append(str(e))
     return run, argv

@@ -84,6 +84,11 @@ class Stats:
         self.secondary_rate_limited = 0
         self.faults: dict[str, int] = defaultdict(int)
         self.by_endpoint: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # POST /graphql broken down by what each query reads (graphql_reads.py): requests by
+        # status, and the points charged
+        self.graphql_by_query: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.graphql_cost_by_query: dict[str, int] = defaultdict(int)
+        self.charged_by_endpoint: dict[str, int] = defaultdict(int)  # REST
         self.by_status: dict[str, int] = defaultdict(int)
         self.bytes_served = 0
         self.in_flight = 0
@@ -109,11 +114,14 @@ class Stats:
             self.in_flight_by_token[token_key] += 1
             return self.requests_total, self.in_flight_by_token[token_key]
 
-    def end(self, token_key: str, endpoint: str, status: int, nbytes: int) -> None:
+    def end(self, token_key: str, endpoint: str, status: int, nbytes: int,
+            reads: str | None = None) -> None:
         with self.lock:
             self.in_flight -= 1
             self.in_flight_by_token[token_key] -= 1
             self.by_endpoint[endpoint][str(status)] += 1
+            if reads is not None:
+                self.graphql_by_query[reads][str(status)] += 1
             self.by_status[str(status)] += 1
             self.bytes_served += nbytes
             if status == 304:
@@ -122,6 +130,19 @@ class Stats:
     def add(self, name: str, amount: int = 1) -> None:
         with self.lock:
             setattr(self, name, getattr(self, name) + amount)
+
+    def charge(self, endpoint: str) -> None:
+        """A REST request paid from the core rate limit."""
+        with self.lock:
+            self.charged += 1
+            self.charged_by_endpoint[endpoint] += 1
+
+    def charge_graphql(self, reads: str, cost: int) -> None:
+        with self.lock:
+            self.graphql_cost += cost
+            self.charged += cost
+            if cost:
+                self.graphql_cost_by_query[reads] += cost
 
     def fault(self, kind: str) -> None:
         with self.lock:
@@ -140,6 +161,10 @@ class Stats:
                 "secondary_rate_limited": self.secondary_rate_limited,
                 "faults": dict(self.faults),
                 "by_endpoint": {k: dict(v) for k, v in sorted(self.by_endpoint.items())},
+                "graphql_by_query": {k: dict(v)
+                                     for k, v in sorted(self.graphql_by_query.items())},
+                "graphql_cost_by_query": dict(sorted(self.graphql_cost_by_query.items())),
+                "charged_by_endpoint": dict(sorted(self.charged_by_endpoint.items())),
                 "by_status": dict(self.by_status),
                 "bytes_served": self.bytes_served,
                 "peak_concurrency": self.peak_concurrency,

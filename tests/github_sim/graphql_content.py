@@ -5,6 +5,7 @@ field named here answers from the model; any other field of these types is an er
 from __future__ import annotations
 
 import base64
+import html
 from typing import Any
 
 from graphql import GraphQLResolveInfo
@@ -92,13 +93,17 @@ def by_discussion_number(o: Obj, a: dict, i: GraphQLResolveInfo) -> Obj:
 TEXT = "body bodyText=body createdAt=created_at updatedAt=updated_at publishedAt=created_at " \
        "upvoteCount=upvotes databaseId=id"
 COMMON = {"author": lambda o, a, i: _c(i).actor(o.item.user),
+          # GitHub renders the Markdown; plain paragraphs of escaped text stand in for it
+          "bodyHTML": lambda o, a, i: f'<p dir="auto">{html.escape(o.item.body)}</p>',
           "authorAssociation": lambda o, a, i: association(_c(i).world, o.repo, o.item.user),
           "reactionGroups": reaction_groups,
           "repository": lambda o, a, i: Obj("Repository", o.repo, o.repo)} | consts(
-    lastEditedAt=None, includesCreatedEdit=False, createdViaEmail=False)
+    lastEditedAt=None, editor=None, includesCreatedEdit=False, createdViaEmail=False)
 
 DISCUSSION = attrs(TEXT + " number title closed locked") | COMMON | consts(
-    closedAt=None, stateReason=None, activeLockReason=None) | web_fields(discussion_path) | {
+    closedAt=None, stateReason=None, activeLockReason=None, poll=None) | web_fields(
+    discussion_path) | {
+    "labels": lambda o, a, i: paginate(i, a, [], lambda x: x),  # none generated
     "id": lambda o, a, i: node_id("D", o.repo.id, o.item.id),
     "category": lambda o, a, i: category_of(o, i),
     "isAnswered": lambda o, a, i: answer(o) is not None,

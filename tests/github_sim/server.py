@@ -32,6 +32,7 @@ from .accounting import RateLimits, Stats
 from .app import NOT_ACCESSIBLE, App, Identity, check_credential_kind, identify
 from .faults import Faults
 from .graphql_api import GraphQLEndpoint
+from .graphql_reads import reads
 from .model import Repo, World
 from .routing import ApiError, Ctx, Paged, Reply, cut_page, match
 from .urls import Urls
@@ -269,10 +270,10 @@ class Handler(BaseHTTPRequestHandler):
         anon = who.rate_key is None
         self.body()
         number, in_flight = sim.stats.begin(key)
-        status, nbytes, endpoint = 500, 0, "unknown"
+        status, nbytes, endpoint, label = 500, 0, "unknown", None
         try:
             if graphql:
-                endpoint = "POST /graphql"
+                endpoint, label = "POST /graphql", reads(sim.graphql.schema, self.body())
             else:
                 route, params = match(self.command if self.command != "HEAD" else "GET", path)
                 endpoint = f"{self.command} {route.template}" if route else f"{self.command} ?"
@@ -330,14 +331,14 @@ class Handler(BaseHTTPRequestHandler):
                     {**common, **rl, "retry-after": str(sim.faults.retry_after)})
                 return
             if graphql:
-                status, nbytes = self.answer_graphql(key, who, common)
+                status, nbytes = self.answer_graphql(key, who, common, label)
                 return
             status, nbytes = self.answer_rest(route, params, key, who, urls, query, common)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             status = 0
             self.close_connection = True
         finally:
-            sim.stats.end(key, endpoint, status, nbytes)
+            sim.stats.end(key, endpoint, status, nbytes, label)
             if not graphql:
                 sim.stats.add("rest_requests")
 
@@ -410,7 +411,7 @@ class Handler(BaseHTTPRequestHandler):
             ok, pool = sim.rate.try_charge(key, "core", anon)
             if not ok:
                 return 403, self.rate_limited(pool, "core", common, viewer, key)
-            sim.stats.add("charged")
+            sim.stats.charge(f"{self.command} {route.template}")
         headers.update(self.rate_headers(pool, "core"))
         if viewer and who.grant is None:
             headers["X-OAuth-Scopes"] = ", ".join(sorted(sim.scopes_of(
@@ -441,7 +442,8 @@ class Handler(BaseHTTPRequestHandler):
             return changed <= since
         return False
 
-    def answer_graphql(self, key: str, who: Identity, common: dict) -> tuple[int, int]:
+    def answer_graphql(self, key: str, who: Identity, common: dict, label: str
+                       ) -> tuple[int, int]:
         sim = self.sim
         body = self.body()
         viewer = who.viewer
@@ -477,8 +479,7 @@ class Handler(BaseHTTPRequestHandler):
             charged["ok"] = ok
         if not charged["ok"]:
             cost = 0
-        sim.stats.add("graphql_cost", cost)
-        sim.stats.add("charged", cost)
+        sim.stats.charge_graphql(label, cost)
         pool = sim.rate.peek(key, "graphql", False)
         return status, self.send(status, json.dumps(answer, separators=(",", ":")).encode(),
                                  {**common, **self.rate_headers(pool, "graphql")})

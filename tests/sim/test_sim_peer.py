@@ -93,6 +93,11 @@ def test_peer_wrote_the_ground_truth_counts(peer_runs, sim, role):
     assert len(releases) == counts["releases"]
     assets = [p for p in repos_dir.glob("*/releases/*/*") if p.is_file()]
     assert len(assets) == counts["release_assets"]
+    # its --all keeps discussions (GraphQL), each comment with its replies
+    discussions = [json.loads(p.read_text()) for p in repos_dir.glob("*/discussions/*.json")]
+    assert len(discussions) == counts["discussions"] > 0
+    assert sum(1 + len(c["reply_data"]) for d in discussions
+               for c in d["comment_data"]) == counts["discussion_comments"]
     if role == "user":
         gists = list((out / "gists").glob("*/gist.json"))
         assert len(gists) == counts["gists"]
