@@ -1,0 +1,102 @@
+"""Long lists kept between months (issue events, reviews) are chunked in the HTTP cache:
+no entry, and so nothing read or written at once, holds more than CHUNK items."""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+
+import pytest
+
+from ghvault.github.cache import HttpCache
+from ghvault.github.listmemo import CHUNK, ListMemo
+
+KEY = "/ghvault/newest-first/repos/o/r/issues/events?per_page=100"
+
+
+def entries(cache: HttpCache) -> dict[str, dict]:
+    with cache.lock:
+        rows = cache.db.execute("SELECT key, data FROM entries").fetchall()
+    return {k: json.loads(zlib.decompress(d)) for k, d in rows}
+
+
+def write(cache: HttpCache, items, meta=None) -> None:
+    with ListMemo(cache, KEY).writer() as w:
+        for item in items:
+            w.add(item)
+        w.commit(meta)
+
+
+def test_a_long_list_is_kept_in_chunks_and_read_back_in_order(tmp_path):
+    cache = HttpCache(tmp_path / "c.sqlite")
+    n = CHUNK * 3 + 11
+    write(cache, ({"id": i} for i in range(n)), {"pulls_etags": ["a"]})
+    stored = entries(cache)
+    chunks = [e for k, e in stored.items() if k != KEY]
+    assert len(chunks) == 4
+    assert max(len(c["items"]) for c in chunks) == CHUNK  # no entry holds the whole list
+    memo = ListMemo(cache, KEY)
+    assert memo.meta == {"pulls_etags": ["a"]}
+    assert [x["id"] for x in memo.items()] == list(range(n))
+
+
+def test_rewriting_while_reading_keeps_the_old_list_whole_and_drops_it_after(tmp_path):
+    cache = HttpCache(tmp_path / "c.sqlite")
+    write(cache, range(CHUNK * 2 + 5))
+    memo = ListMemo(cache, KEY)
+    with memo.writer() as w:
+        w.add(-1)  # a new item in front, then last time's, read as the new ones are written
+        for item in memo.items():
+            w.add(item)
+        w.commit()
+    assert list(ListMemo(cache, KEY).items()) == [-1, *range(CHUNK * 2 + 5)]
+    assert len(entries(cache)) == 1 + 3  # the head and the new chunks: the old ones dropped
+
+
+def test_a_list_cut_short_keeps_last_months_memo(tmp_path):
+    cache = HttpCache(tmp_path / "c.sqlite")
+    write(cache, range(CHUNK + 1))
+    before = entries(cache)
+    memo = ListMemo(cache, KEY)
+    with pytest.raises(RuntimeError), memo.writer() as w:
+        for item in range(CHUNK * 3):
+            w.add(item)
+        raise RuntimeError("GitHub went away")
+    assert entries(cache) == before
+    assert list(ListMemo(cache, KEY).items()) == list(range(CHUNK + 1))
+
+
+def test_a_memo_with_a_chunk_missing_is_no_memo(tmp_path):
+    cache = HttpCache(tmp_path / "c.sqlite")
+    write(cache, range(CHUNK * 2))
+    chunk = next(k for k in entries(cache) if k != KEY)
+    cache.drop([chunk])
+    memo = ListMemo(cache, KEY)
+    assert memo.head is None and list(memo.items()) == []
+
+
+def test_a_memo_written_whole_by_an_earlier_version_is_still_read(tmp_path):
+    cache = HttpCache(tmp_path / "c.sqlite")
+    cache.put(KEY, {"items": ['{"id":1}', '{"id":2}']})
+    memo = ListMemo(cache, KEY)
+    assert list(memo.items()) == ['{"id":1}', '{"id":2}']
+    write(cache, ['{"id":3}'])
+    assert list(ListMemo(cache, KEY).items()) == ['{"id":3}']
+
+
+def test_only_the_new_chunks_go_into_the_next_state(tmp_path):
+    cache = HttpCache(tmp_path / "c.sqlite")
+    write(cache, range(CHUNK * 2))
+    out = io.BytesIO()
+    cache.write_jsonl(out)
+    month_two = HttpCache(tmp_path / "two.sqlite")
+    out.seek(0)
+    month_two.read_jsonl(out)
+    memo = ListMemo(month_two, KEY)
+    with memo.writer() as w:
+        for item in memo.items():
+            w.add(item)
+        w.commit()
+    out = io.BytesIO()
+    assert month_two.write_jsonl(out) == 1 + 2
