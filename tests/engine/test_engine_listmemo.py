@@ -8,7 +8,6 @@ import json
 import zlib
 
 import pytest
-
 from ghvault.github.cache import HttpCache
 from ghvault.github.listmemo import CHUNK, ListMemo
 
@@ -72,6 +71,19 @@ def test_a_memo_with_a_chunk_missing_is_no_memo(tmp_path):
     write(cache, range(CHUNK * 2))
     chunk = next(k for k in entries(cache) if k != KEY)
     cache.drop([chunk])
+    memo = ListMemo(cache, KEY)
+    assert memo.head is None and list(memo.items()) == []
+
+
+def test_a_memo_with_a_damaged_chunk_is_no_memo(tmp_path):
+    # Found when the memo is opened, before any item is handed out: a reader that had
+    # written last time's first items could not take them back.
+    cache = HttpCache(tmp_path / "c.sqlite")
+    write(cache, range(CHUNK * 2))
+    last = max(k for k in entries(cache) if k != KEY)
+    with cache.lock:
+        cache.db.execute("UPDATE entries SET data = ? WHERE key = ?",
+                         (zlib.compress(b"{not json"), last))
     memo = ListMemo(cache, KEY)
     assert memo.head is None and list(memo.items()) == []
 

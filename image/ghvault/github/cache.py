@@ -102,12 +102,6 @@ class HttpCache:
         with self.lock, self._space("writing"):
             self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, 1)", row)
 
-    def has_all(self, urls: Iterable[str]) -> bool:
-        """Every one of these entries is held (none is parsed or marked used)."""
-        with self.lock, self._space("reading"):
-            return all(self.db.execute("SELECT 1 FROM entries WHERE key = ?",
-                                       (self.key(u),)).fetchone() for u in urls)
-
     def drop(self, urls: Iterable[str]) -> None:
         """Remove entries (kept out of the next state even when this run read them)."""
         keys = [(self.key(u),) for u in urls]

@@ -33,10 +33,17 @@ class ListMemo:
         self.cache, self.key = cache, key
         head = cache.get(key)
         gen, chunks = (head.get("gen"), head.get("chunks")) if isinstance(head, dict) else (0, 0)
-        whole = isinstance(gen, int) and isinstance(chunks, int) and cache.has_all(
-            _chunk_key(key, gen, i) for i in range(chunks))
-        # A memo with a chunk missing is no memo: the list is read whole, as without one.
+        # A memo with a chunk missing or damaged is no memo: the list is read whole, as
+        # without one. Checked here, one chunk at a time, because a reader may already
+        # have written the items before a chunk that fails half-way through.
+        whole = isinstance(gen, int) and isinstance(chunks, int) and all(
+            self._chunk(gen, i) is not None for i in range(chunks))
         self.head = head if isinstance(head, dict) and (whole or "items" in head) else None
+
+    def _chunk(self, gen: int, i: int) -> list[Any] | None:
+        chunk = self.cache.get(_chunk_key(self.key, gen, i))
+        items = chunk.get("items") if chunk is not None else None
+        return items if isinstance(items, list) else None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -52,10 +59,10 @@ class ListMemo:
             yield from head["items"]
             return
         for i in range(head["chunks"]):
-            chunk = self.cache.get(_chunk_key(self.key, head["gen"], i))
-            if chunk is None or not isinstance(chunk.get("items"), list):
-                raise ValueError(f"chunk {i} of the memo {self.key} is missing")
-            yield from chunk["items"]
+            chunk = self._chunk(head["gen"], i)
+            if chunk is None:  # checked whole when the memo was opened: a bug if it is not
+                raise RuntimeError(f"chunk {i} of the memo {self.key} went missing")
+            yield from chunk
 
     def writer(self) -> MemoWriter:
         old_gen = (self.head or {}).get("gen")
