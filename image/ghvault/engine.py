@@ -46,6 +46,7 @@ from .github.urls import default_git_url
 from .gitstate import GitState
 from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry
 from .listing import discover, list_repos
+from .memory import trim
 from .shards import holds_account, kinds_of, manifest_field, select
 from .stop import (
     STOP_GRACE,
@@ -240,6 +241,7 @@ class Backup(KeptGit):
         log.info("repos %d/%d done (%s); %s written; %d API requests (%d not modified); "
                  "rate limit left %s", done, total, name, human(self.archive.bytes_written),
                  acct["requests"], acct["not_modified"], acct["rate_remaining"])
+        trim()  # the repository's freed pages back to the system (memory.py)
 
     # the run ----------------------------------------------------------------------------
 
