@@ -1,5 +1,6 @@
-"""Long lists kept between months (issue events, reviews) are chunked in the HTTP cache:
-no entry, and so nothing read or written at once, holds more than CHUNK items."""
+"""A repository's long lists never sit whole in memory: those kept between months (issue
+events, reviews) are chunked in the HTTP cache, no entry (so nothing read or written at
+once) holding more than CHUNK items, and a list streamed into the archive leaves counts."""
 
 from __future__ import annotations
 
@@ -112,3 +113,29 @@ def test_only_the_new_chunks_go_into_the_next_state(tmp_path):
         w.commit()
     out = io.BytesIO()
     assert month_two.write_jsonl(out) == 1 + 2
+
+
+def test_a_streamed_list_leaves_counts_not_a_record_per_item(tmp_path):
+    # A repository's comments are tens of thousands of items: what stream_to_jsonl hands
+    # back holds counts (and pull request numbers when asked), never one record per item.
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from ghvault.collect.repo_meta import stream_to_jsonl
+
+    items = [{"number": n, "id": 10 * n, **({"pull_request": {}} if n % 3 == 0 else {})}
+             for n in range(1, 5001)]
+    written: list[dict] = []
+
+    @contextmanager
+    def jsonl(name):
+        yield SimpleNamespace(write=written.append)
+
+    job = SimpleNamespace(client=SimpleNamespace(paginate=lambda *a, **k: iter(items)),
+                          archive=SimpleNamespace(jsonl=jsonl))
+    got = stream_to_jsonl(job, "r/comments.jsonl", "/repos/o/r/issues/comments", {})
+    assert (got.items, got.pulls, got.numbers) == (5000, 1666, [])
+    assert written == items
+    pulls = stream_to_jsonl(job, "r/pulls.jsonl", "/repos/o/r/pulls", {}, numbers=True)
+    assert pulls.numbers == list(range(1, 5001))
+    assert all(type(n) is int for n in pulls.numbers)
