@@ -139,3 +139,16 @@ def test_a_streamed_list_leaves_counts_not_a_record_per_item(tmp_path):
     pulls = stream_to_jsonl(job, "r/pulls.jsonl", "/repos/o/r/pulls", {}, numbers=True)
     assert pulls.numbers == list(range(1, 5001))
     assert all(type(n) is int for n in pulls.numbers)
+
+
+def test_a_list_abandoned_after_its_cache_closed_ends_quietly(tmp_path):
+    # A stopped run closes the cache while a worker's list is still open; the list is
+    # closed later (garbage collection): tidying a scratch file that is gone is nothing.
+    cache = HttpCache(tmp_path / "c.sqlite")
+    write(cache, range(CHUNK + 1))
+    memo = ListMemo(cache, KEY)
+    writer = memo.writer()
+    writer.add(1)
+    writer._flush()
+    cache.close()
+    writer.__exit__(None, None, None)

@@ -63,6 +63,7 @@ class HttpCache:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.lock = threading.Lock()
+        self.closed = False
         with self._space("creating"):
             self.db = sqlite3.connect(str(self.path), check_same_thread=False,
                                       isolation_level=None)
@@ -106,6 +107,8 @@ class HttpCache:
         """Remove entries (kept out of the next state even when this run read them)."""
         keys = [(self.key(u),) for u in urls]
         with self.lock, self._space("writing"):
+            if self.closed:  # a stopped run's list, abandoned late: its scratch file is gone
+                return
             self.db.executemany("DELETE FROM entries WHERE key = ?", keys)
 
     @contextlib.contextmanager
@@ -201,6 +204,7 @@ class HttpCache:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             self.db.close()
 
 
