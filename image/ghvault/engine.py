@@ -35,6 +35,7 @@ from .collect.owner import collect_owner
 from .collect.projects import collect_projects
 from .collect.repo_meta import collect_repo_metadata
 from .collect.settings import collect_repo_settings
+from .compact import Compact
 from .contract import SIDECAR_SUFFIX, Shard, part_suffix
 from .engine_gitstate import KeptGit
 from .errors import AuthError, ConfigError, NotFound
@@ -46,6 +47,7 @@ from .github.urls import default_git_url
 from .gitstate import GitState
 from .layout import gist_entry, gist_id_problem, lfs_entry, repo_entry
 from .listing import discover, list_repos
+from .memory import trim
 from .shards import holds_account, kinds_of, manifest_field, select
 from .stop import (
     STOP_GRACE,
@@ -241,6 +243,7 @@ class Backup(KeptGit):
         log.info("repos %d/%d done (%s); %s written; %d API requests (%d not modified); "
                  "rate limit left %s", done, total, name, human(self.archive.bytes_written),
                  acct["requests"], acct["not_modified"], acct["rate_remaining"])
+        trim()  # the repository's freed pages back to the system (memory.py)
 
     # the run ----------------------------------------------------------------------------
 
@@ -307,6 +310,8 @@ class Backup(KeptGit):
                 if job.wants("attachments"):  # every JSON document is scanned for them
                     job.archive = ScanningArchive(archive, Attachments(job, git.auth_urls[0]))
                 self.ledger.counts["repos"] = len(repos)
+                repos = [Compact(r, api_work(r), git_work(r)) for r in repos]  # compact.py
+                listed = None
                 self.collect(job, git, profile, repos, gists)
                 # Publication, in the order docs/architecture.md gives ("Write order and
                 # crash safety"); a signal from here on lets it finish first.
@@ -346,7 +351,7 @@ class Backup(KeptGit):
                     self.git.close()
 
     def collect(self, job: Job, git: Git, profile: dict[str, Any],
-                repos: list[dict[str, Any]], gists: list[dict[str, Any]]) -> None:
+                repos: list[Compact], gists: list[dict[str, Any]]) -> None:
         """Every collector and git job in two pools. When one fails or a signal comes, the
         others are stopped: pending jobs are cancelled, running ones give up at their next
         request or git command, git children are killed; the pools are never waited on
@@ -367,11 +372,11 @@ class Backup(KeptGit):
                 futures.append(api.submit(collect_owner, job, profile, gists))
             # Longest first, so the run is not left waiting on one large repository
             # started last (its pages are read one after another).
-            for repo in sorted(repos, key=api_work, reverse=True):
-                futures += [api.submit(self.repo_api, job, repo, part)
-                            for part in REPO_API_PARTS]
-            for repo in sorted(repos, key=git_work, reverse=True):
-                futures.append(gp.submit(self.repo_git, job, git, repo))
+            for c in sorted(repos, key=lambda c: c.api_work, reverse=True):
+                futures += [api.submit(lambda c, part: self.repo_api(job, c.load(), part),
+                                       c, part) for part in REPO_API_PARTS]
+            for c in sorted(repos, key=lambda c: c.git_work, reverse=True):
+                futures.append(gp.submit(lambda c: self.repo_git(job, git, c.load()), c))
             for g in gists if job.wants("gists") else []:
                 futures.append(gp.submit(self.gist, job, git, g))
             while True:  # a signal waits for the next look (the wait's locks stay sound)

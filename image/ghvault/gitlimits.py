@@ -14,7 +14,10 @@ GIT_MEMORY_CONFIG: tuple[tuple[str, str], ...] = (
     ("pack.windowMemory", "32m"),  # pack-objects' delta search window
     ("pack.deltaCacheSize", "16m"),  # deltas kept between search and write
     ("core.deltaBaseCacheLimit", "16m"),  # inflated delta bases kept while resolving
-    ("core.packedGitWindowSize", "16m"),  # one mmap window of a pack
-    ("core.packedGitLimit", "64m"),  # all mmap windows of packs at once
+    # mmap windows of packs: every page of a window is resident while mapped. With 1m/16m
+    # `bundle create` of a 100 MiB pack peaked at 20 MiB, 63 MiB with 16m/64m, same time
+    # (devtools/memprofile.py's monitor, bench/SCALE.md's notes).
+    ("core.packedGitWindowSize", "1m"),  # one mmap window of a pack
+    ("core.packedGitLimit", "16m"),  # all mmap windows of packs at once
     ("core.bigFileThreshold", "16m"),  # larger blobs are streamed, never held whole
 )

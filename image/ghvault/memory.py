@@ -7,12 +7,18 @@ the arenas, and the freed holes stay resident. With a few arenas and a fixed thr
 large blocks go back to the system when freed and the resident size stays flat however
 many repositories or issues the run goes through. Python has no binding for mallopt(3),
 hence ctypes; on a libc without it (musl, macOS) this does nothing.
+
+Freed small blocks in the middle of a heap stay resident all the same (free() returns only
+the top of a heap): `trim()`, after each repository, hands their whole pages back
+(malloc_trim(3)), so the holes left by the large repositories at the start of a run do not
+add to every later peak.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 
 log = logging.getLogger("ghvault")
@@ -25,6 +31,24 @@ M_ARENA_MAX = -8
 ARENAS = 2  # the main thread's and one shared by the worker threads
 MMAP_THRESHOLD = 256 << 10  # larger blocks are mmap'd, so freeing them returns the memory
 TRIM_THRESHOLD = 1 << 20  # free memory kept at the top of a heap before it is returned
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None)
+    except OSError:
+        return None
+
+
+def trim() -> bool:
+    """Return the free pages of every heap to the system; True when the C library can."""
+    malloc_trim = getattr(_libc(), "malloc_trim", None)
+    if malloc_trim is None:
+        return False
+    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    malloc_trim(0)
+    return True
 
 
 def bound_malloc() -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFound, OptionalDenied
@@ -39,21 +40,34 @@ DOCUMENTS = [
 ]
 
 
+@dataclass
+class Streamed:
+    """What a caller needs of a list written to the archive: counts, and the numbers of
+    the pull requests (ints) when asked. No per-item record: a repository's comments are
+    tens of thousands of items, and a list of them grew with the largest repository."""
+
+    items: int = 0
+    pulls: int = 0  # items that are pull requests (the issue list holds both)
+    numbers: list[int] = field(default_factory=list)
+
+
 def stream_to_jsonl(job: Job, name: str, path: str, params: dict[str, Any],
                     etags: list[str] | None = None,
-                    keep: IssueTexts | None = None) -> list[dict]:
-    """Write every item of a list to a JSONL entry; returns the items' small keys for
-    the caller's bookkeeping (numbers and flags only, not whole bodies). With `keep`,
-    the items themselves are kept there by number as well, as compact JSON."""
-    keys = []
+                    keep: IssueTexts | None = None, numbers: bool = False) -> Streamed:
+    """Write every item of a list to a JSONL entry; returns its counts (and with
+    `numbers`, the items' numbers). With `keep`, the items themselves are kept there by
+    number as well, as compact JSON."""
+    got = Streamed()
     with job.archive.jsonl(name) as out:
         for item in job.client.paginate(path, params, etags=etags):
             out.write(item)
-            keys.append({"number": item.get("number"), "id": item.get("id"),
-                         "pr": "pull_request" in item})
+            got.items += 1
+            got.pulls += "pull_request" in item
+            if numbers:
+                got.numbers.append(item.get("number"))
             if keep is not None and item.get("number") is not None:
                 keep[item["number"]] = json.dumps(item, separators=(",", ":"))
-    return keys
+    return got
 
 
 def events_to_jsonl(job: Job, name: str, path: str, issues: IssueTexts | None) -> int:
@@ -66,7 +80,7 @@ def events_to_jsonl(job: Job, name: str, path: str, issues: IssueTexts | None) -
     whole list would give.
     """
     if job.client.cache is None or issues is None:
-        return len(stream_to_jsonl(job, name, path, {}))
+        return stream_to_jsonl(job, name, path, {}).items
 
     def slim(event: dict) -> dict:  # the issue is refreshed next month anyway
         return {**event, "issue": {"number": (event.get("issue") or {}).get("number")}}
@@ -97,7 +111,7 @@ def collect_repo_metadata(job: Job, repo: dict[str, Any]) -> None:
 def _collect_lists(job: Job, repo: dict[str, Any], issues: IssueTexts | None) -> None:
     full, name = repo["full_name"], repo["name"]
     base = f"/repos/{full}"
-    pulls: list[dict] = []
+    pulls: list[int] = []
     pulls_etags: list[str] = []
     issues_read = False  # the whole issue list was read (and `issues` holds it)
     for kind, filename, path, params in STREAMS:
@@ -109,9 +123,10 @@ def _collect_lists(job: Job, repo: dict[str, Any], issues: IssueTexts | None) ->
                     job, repo_entry(name, filename), base + path,
                     issues if issues_read else None))
                 continue
-            keys = stream_to_jsonl(job, repo_entry(name, filename), base + path, params,
-                                   pulls_etags if kind == "pulls" else None,
-                                   issues if kind == "issues" else None)
+            got = stream_to_jsonl(job, repo_entry(name, filename), base + path, params,
+                                  pulls_etags if kind == "pulls" else None,
+                                  issues if kind == "issues" else None,
+                                  numbers=kind == "pulls")
         except OptionalDenied as e:
             job.ledger.skip(f"{full} {kind}", str(e))
             continue
@@ -121,13 +136,12 @@ def _collect_lists(job: Job, repo: dict[str, Any], issues: IssueTexts | None) ->
             raise e
         if kind == "issues":
             issues_read = True
-            n_pr = sum(k["pr"] for k in keys)
-            job.ledger.add("issues", len(keys) - n_pr)
+            job.ledger.add("issues", got.items - got.pulls)
         elif kind == "pulls":
-            pulls = keys
-            job.ledger.add("pulls", len(keys))
+            pulls = got.numbers
+            job.ledger.add("pulls", got.items)
         else:
-            job.ledger.add(kind, len(keys))
+            job.ledger.add(kind, got.items)
     for kind, filename, path, params in DOCUMENTS:
         if not job.wants(kind) or (kind == "advisories" and repo.get("private")):
             continue  # repository advisories of private repositories need admin rights
@@ -139,7 +153,7 @@ def _collect_lists(job: Job, repo: dict[str, Any], issues: IssueTexts | None) ->
         job.archive.add_json(repo_entry(name, filename), items)
         job.ledger.add(kind, len(items))
     if job.wants("reviews") and pulls:
-        collect_reviews(job, repo, [p["number"] for p in pulls], repo_entry(name, "reviews.jsonl"),
+        collect_reviews(job, repo, pulls, repo_entry(name, "reviews.jsonl"),
                         pulls_etags if job.wants("pulls") else None)
     if job.wants("releases"):
         collect_releases(job, repo)

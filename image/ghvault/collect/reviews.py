@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from ..errors import GhvaultError, NotFound
+from ..github.listmemo import ListMemo, MemoWriter
 from . import Job
 
 log = logging.getLogger("ghvault.collect")
@@ -60,30 +61,32 @@ def collect_reviews(job: Job, repo: dict[str, Any], numbers: list[int], name: st
     last month's (same ETags: a new review bumps its pull request's `updated_at`), last
     month's reviews are reused and no GraphQL point is spent."""
     cache = job.client.cache
-    memo_key = f"/ghvault/reviews/{repo['full_name']}"
-    memo = cache.get(memo_key) if cache is not None and pulls_etags else None
-    if memo and memo.get("pulls_etags") == pulls_etags and all(pulls_etags):
+    if cache is None or not pulls_etags or not all(pulls_etags):
         with job.archive.jsonl(name) as out:
-            for review in memo["reviews"]:
+            _collect(job, repo, numbers, out)
+        return
+    # Chunked (listmemo.py): a repository's reviews are never all in memory at once.
+    memo = ListMemo(cache, f"/ghvault/reviews-list/{repo['full_name']}")
+    if memo.head is not None and memo.meta.get("pulls_etags") == pulls_etags:
+        with job.archive.jsonl(name) as out:
+            for review in memo.items():
                 out.write(review)
                 job.ledger.add("reviews")
         return
-    written: list[dict[str, Any]] = []
-    with job.archive.jsonl(name) as out:
-        _collect(job, repo, numbers, _Recorder(out, written))
-    if cache is not None and pulls_etags and all(pulls_etags):
-        cache.put(memo_key, {"pulls_etags": pulls_etags, "reviews": written})
+    with memo.writer() as kept, job.archive.jsonl(name) as out:
+        _collect(job, repo, numbers, _Recorder(out, kept))
+        kept.commit({"pulls_etags": pulls_etags})
 
 
 class _Recorder:
     """Writes reviews to the archive and keeps them for the next month's memo."""
 
-    def __init__(self, out, kept: list[dict[str, Any]]):
+    def __init__(self, out, kept: MemoWriter):
         self.out, self.kept = out, kept
 
     def write(self, review: dict[str, Any]) -> None:
         self.out.write(review)
-        self.kept.append(review)
+        self.kept.add(review)
 
 
 def _collect(job: Job, repo: dict[str, Any], numbers: list[int], out) -> None:

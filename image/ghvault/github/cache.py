@@ -63,6 +63,7 @@ class HttpCache:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.lock = threading.Lock()
+        self.closed = False
         with self._space("creating"):
             self.db = sqlite3.connect(str(self.path), check_same_thread=False,
                                       isolation_level=None)
@@ -101,6 +102,14 @@ class HttpCache:
         row = (self.key(url), _pack(entry))
         with self.lock, self._space("writing"):
             self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, 1)", row)
+
+    def drop(self, urls: Iterable[str]) -> None:
+        """Remove entries (kept out of the next state even when this run read them)."""
+        keys = [(self.key(u),) for u in urls]
+        with self.lock, self._space("writing"):
+            if self.closed:  # a stopped run's list, abandoned late: its scratch file is gone
+                return
+            self.db.executemany("DELETE FROM entries WHERE key = ?", keys)
 
     @contextlib.contextmanager
     def _space(self, doing: str) -> Iterator[None]:
@@ -195,6 +204,7 @@ class HttpCache:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             self.db.close()
 
 

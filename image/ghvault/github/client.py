@@ -36,6 +36,7 @@ the reset, the requests left and the requests held.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -54,6 +55,7 @@ from ..errors import GitHubUnavailable, NotFound, OptionalDenied
 from .auth import USER_AGENT, credential_name, missing_access, refused, tls_verify
 from .cache import HttpCache
 from .download import Downloads, UntrustedLocation
+from .listmemo import ListMemo
 from .pacing import (
     CUT_BODY,
     RATE_LOG_EVERY,
@@ -271,28 +273,26 @@ class GitHubClient(Downloads):
             return
         slim = slim or (lambda item: item)
         first = self._url(path, {"per_page": 100, **(params or {})})
-        memo_key = "/ghvault/newest-first" + HttpCache.key(first)
-        memo = self.cache.get(memo_key)
-        old = memo.get("items") if isinstance(memo, dict) else None
-        front = self._front(first, kind, old) if old else None
-        kept: list[str] = []
+        memo = ListMemo(self.cache, "/ghvault/newest-first" + HttpCache.key(first))
+        head = list(itertools.islice(memo.items(), 100))  # old items: text, one per item
+        front = self._front(first, kind, head) if head else None
+        with memo.writer() as kept:
+            def keep(item: dict[str, Any]) -> dict[str, Any]:
+                kept.add(json.dumps(slim(item), separators=(",", ":")))
+                return item
 
-        def keep(item: dict[str, Any]) -> dict[str, Any]:
-            kept.append(json.dumps(slim(item), separators=(",", ":")))
-            return item
-
-        if front is None:
-            for item in self.paginate(path, params, kind):
-                yield keep(item)
-        else:
-            for item in front:
-                yield keep(item)
-            for text in old or []:
-                item = json.loads(text)
-                item = refresh(item) if refresh is not None else item
-                if item is not None:
+            if front is None:
+                for item in self.paginate(path, params, kind):
                     yield keep(item)
-        self.cache.put(memo_key, {"items": kept})
+            else:
+                for item in front:
+                    yield keep(item)
+                for text in memo.items():
+                    item = json.loads(text)
+                    item = refresh(item) if refresh is not None else item
+                    if item is not None:
+                        yield keep(item)
+            kept.commit()
 
     def _front(self, url: str | None, kind: str, old: list[str]
                ) -> list[dict[str, Any]] | None:
