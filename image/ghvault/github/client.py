@@ -101,10 +101,15 @@ class GitHubClient(Downloads):
         self.api_scheme = api.scheme
         # seconds_between_requests=None: PyGithub's default 0.25 s pause would cap us at
         # 4 requests/s whatever the concurrency; we pace by the rate-limit headers instead.
-        self.gh = Github(auth=auth, base_url=self.api_url, per_page=100, retry=retry,
-                         pool_size=concurrency + 2, seconds_between_requests=None,
-                         timeout=timeout, user_agent=USER_AGENT, verify=verify, lazy=True)
-        self.requester = self.gh.requester
+        self._github_args = dict(auth=auth, base_url=self.api_url, per_page=100, retry=retry,
+                                 pool_size=2, seconds_between_requests=None, timeout=timeout,
+                                 user_agent=USER_AGENT, verify=verify, lazy=True)
+        # One PyGithub instance per thread: its Requester keeps one connection object that
+        # stores a request in request() for getresponse() to send, so two threads sharing it
+        # can each send the other's request (tests/engine/test_engine_client_threads.py).
+        self._per_thread = threading.local()
+        self._instances: list[Github] = []
+        self._instances_lock = threading.Lock()
         self.auth = auth
         self.max_tries = max_tries
         # Plain requests for asset downloads (see download()), with the same retry policy
@@ -355,9 +360,22 @@ class GitHubClient(Downloads):
     def auth_header(self) -> str:
         return f"{self.auth.token_type} {self.auth.token}"
 
+    @property
+    def requester(self) -> Any:
+        """This thread's PyGithub requester (see __init__ for why not one for all)."""
+        gh = getattr(self._per_thread, "gh", None)
+        if gh is None:
+            gh = self._per_thread.gh = Github(**self._github_args)
+            with self._instances_lock:
+                self._instances.append(gh)
+        return gh.requester
+
     def close(self) -> None:
         self.ahead.shutdown(wait=False, cancel_futures=True)
-        self.gh.close()
+        with self._instances_lock:
+            for gh in self._instances:
+                gh.close()
+            self._instances.clear()
         self.http.close()
 
 
