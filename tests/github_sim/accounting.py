@@ -114,11 +114,20 @@ class Stats:
             self.in_flight_by_token[token_key] += 1
             return self.requests_total, self.in_flight_by_token[token_key]
 
-    def end(self, token_key: str, endpoint: str, status: int, nbytes: int,
-            reads: str | None = None) -> None:
+    def leave(self, token_key: str) -> None:
+        """An API request's answer is about to go out: it is no longer in flight. Counted
+        before the first byte is written, so that a client which has read an answer and
+        sends its next request is never seen with both in flight."""
         with self.lock:
             self.in_flight -= 1
             self.in_flight_by_token[token_key] -= 1
+
+    def end(self, token_key: str, endpoint: str, status: int, nbytes: int,
+            reads: str | None = None, left: bool = False) -> None:
+        """The request is done (`left`: `leave` was already called for it)."""
+        if not left:
+            self.leave(token_key)
+        with self.lock:
             self.by_endpoint[endpoint][str(status)] += 1
             if reads is not None:
                 self.graphql_by_query[reads][str(status)] += 1

@@ -188,6 +188,9 @@ class Handler(BaseHTTPRequestHandler):
             payload = attachments.rewrite(payload, self.sim.git_root or self.base_root(),
                                           self.base_root(),
                                           lambda text: attachments.image_jwt(self.sim, text))
+        if getattr(self, "leaving", None) is not None:  # an API request (api()): answered now
+            self.sim.stats.leave(self.leaving)
+            self.leaving = None
         self.send_response(status)
         if status != 304:
             self.send_header("Content-Type", content_type)
@@ -270,6 +273,7 @@ class Handler(BaseHTTPRequestHandler):
         anon = who.rate_key is None
         self.body()
         number, in_flight = sim.stats.begin(key)
+        self.leaving = key  # send() takes the request out of flight before it answers
         status, nbytes, endpoint, label = 500, 0, "unknown", None
         try:
             if graphql:
@@ -338,7 +342,8 @@ class Handler(BaseHTTPRequestHandler):
             status = 0
             self.close_connection = True
         finally:
-            sim.stats.end(key, endpoint, status, nbytes, label)
+            sim.stats.end(key, endpoint, status, nbytes, label, left=self.leaving is None)
+            self.leaving = None
             if not graphql:
                 sim.stats.add("rest_requests")
 
