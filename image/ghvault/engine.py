@@ -147,16 +147,16 @@ class Backup(KeptGit):
 
     # per repository ---------------------------------------------------------------------
 
-    def repo_api(self, job: Job, repo: dict[str, Any], part: str = "all") -> None:
-        """The repository's API data, or one `part` of it (REPO_API_PARTS): the parts are
+    def repo_api(self, job: Job, repo: dict[str, Any], part: str) -> None:
+        """One `part` of the repository's API data (REPO_API_PARTS): the parts are
         independent, and as separate jobs a large repository's pages (read one after
         another within a part) are not all one long chain."""
         try:
-            if part in ("all", "metadata"):
+            if part == "metadata":
                 collect_repo_metadata(job, repo)
-            if part in ("all", "discussions") and job.wants("discussions"):
+            elif part == "discussions" and job.wants("discussions"):
                 collect_discussions(job, repo)
-            if part in ("all", "settings"):
+            elif part == "settings":
                 collect_repo_settings(job, repo)
         except NotFound as e:  # deleted while we were reading it
             with self.progress.lock:  # said once, whichever part found it
@@ -311,7 +311,7 @@ class Backup(KeptGit):
                     job.archive = ScanningArchive(archive, Attachments(job, git.auth_urls[0]))
                 self.ledger.counts["repos"] = len(repos)
                 repos = [Compact(r, api_work(r), git_work(r)) for r in repos]  # compact.py
-                listed = None
+                listed = None  # the parsed listing is not kept for the rest of the run
                 self.collect(job, git, profile, repos, gists)
                 # Publication, in the order docs/architecture.md gives ("Write order and
                 # crash safety"); a signal from here on lets it finish first.

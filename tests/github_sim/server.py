@@ -159,6 +159,7 @@ def http_date(stamp: str) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    leaving: str | None = None  # the rate key of an API request not yet answered (api())
     server_version = "GitHub.com"
     sys_version = ""
     sim: Simulator  # set on the subclass made by make_server
@@ -188,7 +189,7 @@ class Handler(BaseHTTPRequestHandler):
             payload = attachments.rewrite(payload, self.sim.git_root or self.base_root(),
                                           self.base_root(),
                                           lambda text: attachments.image_jwt(self.sim, text))
-        if getattr(self, "leaving", None) is not None:  # an API request (api()): answered now
+        if self.leaving is not None:  # an API request (api()): answered now
             self.sim.stats.leave(self.leaving)
             self.leaving = None
         self.send_response(status)
